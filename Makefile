@@ -1,0 +1,40 @@
+# Garrison: `make demo` and `make test` work on a fresh machine with Python 3.11 and the package registries.
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: setup demo test lint format bench bench-env clean
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml constraints.txt
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev]'
+	touch $(STAMP)
+
+demo: setup
+	$(BIN)/garrison demo --output garrison-report --workdir demo-workdir
+
+lint: setup
+	$(BIN)/ruff check src tests bench scripts
+	$(BIN)/ruff format --check src tests bench scripts
+	$(BIN)/lint-imports
+	$(BIN)/python scripts/check_licenses.py
+
+# PostgreSQL tests run against a throwaway server when one can be started (CI requires it).
+test: setup lint
+	@if [ -z "$$GARRISON_TEST_PG_URL" ] && url=$$(bash scripts/postgres-for-tests.sh 2>/dev/null | tail -n 1) && [ -n "$$url" ]; then \
+		export GARRISON_TEST_PG_URL="$$url"; fi; \
+	$(BIN)/python -m pytest -p no:cacheprovider
+
+format: setup
+	$(BIN)/ruff check --fix src tests bench scripts
+	$(BIN)/ruff format src tests bench scripts
+
+bench: setup
+	$(BIN)/python bench/startup.py
+
+clean:
+	rm -rf $(VENV) garrison-report demo-workdir .pytest_cache .ruff_cache

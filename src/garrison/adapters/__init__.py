@@ -1,0 +1,72 @@
+"""Classifier adapters: one :class:`Classifier` interface over scikit-learn, PyTorch, ONNX and remote endpoints.
+
+Framework-specific names are resolved lazily (PEP 562), so importing this package imports no framework.
+"""
+
+from __future__ import annotations
+
+from importlib import import_module
+from typing import TYPE_CHECKING, Any
+
+from garrison.adapters.base import BaseClassifier, Classifier, InputSpec, WhiteBoxClassifier, predict
+from garrison.adapters.fake import FunctionClassifier, linear_classifier
+
+if TYPE_CHECKING:
+    from garrison.adapters.loading import load_classifier, resolve_format
+    from garrison.adapters.onnx_model import OnnxClassifier
+    from garrison.adapters.remote import RemoteClassifier
+    from garrison.adapters.sklearn_model import SklearnClassifier, load_skops, refuse_pickle, sniff_model_format
+    from garrison.adapters.torch_model import (
+        TorchClassifier,
+        load_factory,
+        load_torch_export,
+        load_torchscript,
+        load_weights,
+    )
+
+_LAZY = {
+    "load_classifier": "loading",
+    "resolve_format": "loading",
+    "OnnxClassifier": "onnx_model",
+    "RemoteClassifier": "remote",
+    "SklearnClassifier": "sklearn_model",
+    "load_skops": "sklearn_model",
+    "refuse_pickle": "sklearn_model",
+    "sniff_model_format": "sklearn_model",
+    "TorchClassifier": "torch_model",
+    "load_factory": "torch_model",
+    "load_torch_export": "torch_model",
+    "load_torchscript": "torch_model",
+    "load_weights": "torch_model",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'garrison.adapters' has no attribute {name!r}")
+    return getattr(import_module(f"garrison.adapters.{module}"), name)
+
+
+__all__ = [
+    "BaseClassifier",
+    "Classifier",
+    "FunctionClassifier",
+    "InputSpec",
+    "OnnxClassifier",
+    "RemoteClassifier",
+    "SklearnClassifier",
+    "TorchClassifier",
+    "WhiteBoxClassifier",
+    "linear_classifier",
+    "load_classifier",
+    "load_factory",
+    "load_skops",
+    "load_torch_export",
+    "load_torchscript",
+    "load_weights",
+    "predict",
+    "refuse_pickle",
+    "resolve_format",
+    "sniff_model_format",
+]

@@ -1,0 +1,115 @@
+"""Garrison's core vocabulary: findings, metrics, check results, rules, policy, config, triage, reports, errors.
+
+Imports nothing else of Garrison, and nothing heavy.
+"""
+
+from garrison.core.audit_report import (
+    REPORT_SCHEMA_VERSION,
+    ArtifactDigest,
+    Decision,
+    ExitCode,
+    Report,
+    RunInfo,
+    ThresholdResult,
+    Verdict,
+)
+from garrison.core.config import (
+    CheckConfig,
+    DataConfig,
+    DataSourceConfig,
+    FeatureOverride,
+    GarrisonConfig,
+    ModelConfig,
+    ReportConfig,
+    load_config,
+    parse_config,
+)
+from garrison.core.errors import (
+    BudgetExceeded,
+    ConfigError,
+    DataError,
+    GarrisonError,
+    InputError,
+    MissingDependencyError,
+    ModelInputMismatchError,
+    ModelLoadError,
+    RegistryError,
+    RemoteModelError,
+    ReportError,
+    StoreError,
+    UntrustedArtifactError,
+)
+from garrison.core.findings import Evidence, Finding, Subject, SubjectKind, TriageStatus, fingerprint_of
+from garrison.core.metrics import Metric
+from garrison.core.policy import Policy, Threshold
+from garrison.core.results import CheckResult, CheckStatus, Figure
+from garrison.core.rules import ATLAS_RELEASE, Rule, all_rules, get_rule, reference_url, register_rule
+from garrison.core.severity import STAGE_ORDER, Severity, Stage
+from garrison.core.triage import (
+    DEFAULT_TRIAGE_PATH,
+    Triage,
+    TriageEntry,
+    load_triage,
+    parse_triage,
+    save_triage,
+)
+
+__all__ = [
+    "ATLAS_RELEASE",
+    "DEFAULT_TRIAGE_PATH",
+    "REPORT_SCHEMA_VERSION",
+    "STAGE_ORDER",
+    "ArtifactDigest",
+    "BudgetExceeded",
+    "CheckConfig",
+    "CheckResult",
+    "CheckStatus",
+    "ConfigError",
+    "DataConfig",
+    "DataError",
+    "DataSourceConfig",
+    "Decision",
+    "Evidence",
+    "ExitCode",
+    "FeatureOverride",
+    "Figure",
+    "Finding",
+    "GarrisonConfig",
+    "GarrisonError",
+    "InputError",
+    "Metric",
+    "MissingDependencyError",
+    "ModelConfig",
+    "ModelInputMismatchError",
+    "ModelLoadError",
+    "Policy",
+    "RegistryError",
+    "RemoteModelError",
+    "Report",
+    "ReportConfig",
+    "ReportError",
+    "Rule",
+    "RunInfo",
+    "Severity",
+    "Stage",
+    "StoreError",
+    "Subject",
+    "SubjectKind",
+    "Threshold",
+    "ThresholdResult",
+    "Triage",
+    "TriageEntry",
+    "TriageStatus",
+    "UntrustedArtifactError",
+    "Verdict",
+    "all_rules",
+    "fingerprint_of",
+    "get_rule",
+    "load_config",
+    "load_triage",
+    "parse_config",
+    "parse_triage",
+    "reference_url",
+    "register_rule",
+    "save_triage",
+]
