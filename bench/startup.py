@@ -34,7 +34,7 @@ def main() -> int:
         bare.append(timed([python, "-c", "pass"]))
         cli.append(timed([garrison, "--help"]))
     diffs = [c - b for b, c in zip(bare, cli, strict=True)]
-    probe = "import sys, garrison.cli; print(','.join(m for m in %r if m in sys.modules))" % (HEAVY,)
+    probe = f"import sys, garrison.cli; print(','.join(m for m in {HEAVY!r} if m in sys.modules))"
     loaded = subprocess.run([python, "-c", probe], check=True, capture_output=True, text=True).stdout.strip()
     print(f"python -c pass   median {statistics.median(bare) * 1000:7.1f} ms")
     print(f"garrison --help  median {statistics.median(cli) * 1000:7.1f} ms")

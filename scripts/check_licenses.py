@@ -13,7 +13,9 @@ from importlib import metadata
 
 from packaging.requirements import Requirement
 
-DENIED = re.compile(r"\b(A?GPL|GNU (Affero )?General Public|SSPL|Server Side Public|BUSL|Business Source)", re.I)
+DENIED = re.compile(
+    r"\b(A?GPL|GNU (Affero )?General Public|SSPL|Server Side Public|BUSL|Business Source)", re.I
+)
 LESSER = re.compile(r"\b(LGPL|Lesser General Public|Library General Public)", re.I)
 
 
@@ -23,7 +25,9 @@ def licence_of(dist: metadata.Distribution) -> str:
     licence = meta.get("License") or ""
     if len(licence) < 200:  # some packages paste the whole licence text here
         parts.append(licence)
-    parts += [c.split("::")[-1].strip() for c in meta.get_all("Classifier") or [] if c.startswith("License ::")]
+    parts += [
+        c.split("::")[-1].strip() for c in meta.get_all("Classifier") or [] if c.startswith("License ::")
+    ]
     return "; ".join(p for p in parts if p) or "UNKNOWN"
 
 
@@ -43,8 +47,10 @@ def closure(root: str, extras: set[str]) -> dict[str, metadata.Distribution]:
         for raw in dist.requires or []:
             req = Requirement(raw)
             env = {"extra": ""}
-            active = req.marker is None or req.marker.evaluate(env) or any(
-                req.marker.evaluate({"extra": e}) for e in wanted
+            active = (
+                req.marker is None
+                or req.marker.evaluate(env)
+                or any(req.marker.evaluate({"extra": e}) for e in wanted)
             )
             if active and re.sub(r"[-_.]+", "-", req.name).lower() not in seen:
                 stack.append((req.name, set(req.extras)))

@@ -35,8 +35,12 @@ def _report(*results: CheckResult) -> Report:
 
 
 def _perf(acc: float, status: CheckStatus = CheckStatus.OK) -> CheckResult:
-    return CheckResult("performance", Stage.MODEL, status, metrics=(Metric("accuracy", acc, n=100, ci_low=acc - 0.05,
-                       ci_high=min(1.0, acc + 0.05)),))
+    return CheckResult(
+        "performance",
+        Stage.MODEL,
+        status,
+        metrics=(Metric("accuracy", acc, n=100, ci_low=acc - 0.05, ci_high=min(1.0, acc + 0.05)),),
+    )
 
 
 def _fuzz(*severities: Severity) -> CheckResult:

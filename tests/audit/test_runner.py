@@ -81,17 +81,23 @@ def test_stage_order_isolation_budget_and_skips() -> None:
     assert results["broken"].status is CheckStatus.ERROR
     assert results["broken"].error == "RuntimeError: boom"
     assert results["slow"].status is CheckStatus.ERROR and "budget" in (results["slow"].error or "")
-    assert results["needs-train"].status is CheckStatus.SKIPPED and results["needs-train"].reason == "needs train"
+    assert (
+        results["needs-train"].status is CheckStatus.SKIPPED
+        and results["needs-train"].reason == "needs train"
+    )
 
 
 def test_options_are_validated_and_disabled_checks_dropped() -> None:
     reg = _registry(DataCheck, BrokenCheck)
-    planned = plan_checks({"a-data": CheckConfig(options={"factor": 3.0}), "broken": CheckConfig(enabled=False)},
-                          registry=reg)
+    planned = plan_checks(
+        {"a-data": CheckConfig(options={"factor": 3.0}), "broken": CheckConfig(enabled=False)}, registry=reg
+    )
     assert [p.check.id for p in planned] == ["a-data"]
     assert planned[0].check.factor == 3.0
     with pytest.raises(ConfigError) as info:
-        plan_checks({"a-data": CheckConfig(options={"factor": -1.0}, line=9)}, registry=reg, config_path="g.yaml")
+        plan_checks(
+            {"a-data": CheckConfig(options={"factor": -1.0}, line=9)}, registry=reg, config_path="g.yaml"
+        )
     assert info.value.key == "checks.a-data.factor"
     with pytest.raises(ConfigError) as info:
         plan_checks({"a-data": CheckConfig(options={"nope": 1})}, registry=reg)

@@ -67,7 +67,11 @@ report:
         ("model:\n  path: m\n  retries: -1\n", "model.retries", 3),
         ("model:\n  path: m\n  trusted: yes please\n", "model.trusted", 3),
         ("model:\n  path: m\npolicy:\n  fail_on: severe\n", "policy.fail_on", 4),
-        ("model:\n  path: m\npolicy:\n  thresholds:\n    accuracy: {min: 1}\n", "policy.thresholds.accuracy", 5),
+        (
+            "model:\n  path: m\npolicy:\n  thresholds:\n    accuracy: {min: 1}\n",
+            "policy.thresholds.accuracy",
+            5,
+        ),
         ("model:\n  path: m\npolicy:\n  thresholds:\n    a.b: {}\n", "policy.thresholds.a.b", 5),
         ("model:\n  path: m\ndata:\n  test: {label: y}\n", "data.test.path", 4),
         ("model:\n  name: x\n", "model", 1),
@@ -104,7 +108,9 @@ def test_missing_and_empty_files(tmp_path) -> None:
 
 
 def test_secrets_expand_from_env_and_are_redacted() -> None:
-    text = "model:\n  url: http://127.0.0.1:1/p\n  n_classes: 2\n  headers: {Authorization: 'Bearer ${TOKEN}'}\n"
+    text = (
+        "model:\n  url: http://127.0.0.1:1/p\n  n_classes: 2\n  headers: {Authorization: 'Bearer ${TOKEN}'}\n"
+    )
     cfg = parse_config(text, env={"TOKEN": "s3cret"})
     assert cfg.model.headers["Authorization"] == "Bearer s3cret"
     assert "s3cret" not in repr(cfg.redacted())

@@ -34,7 +34,10 @@ def test_fingerprint_ignores_digest_and_evidence() -> None:
 
 def test_finding_round_trips_through_json() -> None:
     f = get_rule("GAR-FZ-001").finding(
-        subject=MODEL, message="boom", location="fuzz:shape", evidence={"row": [1, 2], "type": "IndexError"},
+        subject=MODEL,
+        message="boom",
+        location="fuzz:shape",
+        evidence={"row": [1, 2], "type": "IndexError"},
         sensitive=["row"],
     )
     again = Finding.from_dict(json.loads(json.dumps(f.to_dict())))
@@ -63,6 +66,8 @@ def test_rule_catalogue_is_strict_and_referenced() -> None:
 
 def test_reference_urls() -> None:
     assert reference_url("atlas:AML.T0011.000") == "https://atlas.mitre.org/techniques/AML.T0011.000"
-    assert reference_url("owasp-ml:2023:ML06", ).endswith("ML06_2023-ai-supply-chain-attacks")
+    assert reference_url(
+        "owasp-ml:2023:ML06",
+    ).endswith("ML06_2023-ai-supply-chain-attacks")
     assert reference_url("cwe:20") == "https://cwe.mitre.org/data/definitions/20.html"
     assert reference_url("unknown:1") is None

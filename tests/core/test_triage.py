@@ -4,13 +4,23 @@ import datetime as dt
 
 import pytest
 
-from garrison.core import ConfigError, Triage, TriageEntry, TriageStatus, load_triage, parse_triage, save_triage
+from garrison.core import (
+    ConfigError,
+    Triage,
+    TriageEntry,
+    TriageStatus,
+    load_triage,
+    parse_triage,
+    save_triage,
+)
 
 
 def test_round_trip_and_atomic_write(tmp_path) -> None:
     path = tmp_path / ".garrison" / "triage.yaml"
     triage = Triage.empty().with_entry(
-        TriageEntry("abc123", TriageStatus.ACCEPTED_RISK, "compensating control", "alice", dt.date(2027, 1, 31))
+        TriageEntry(
+            "abc123", TriageStatus.ACCEPTED_RISK, "compensating control", "alice", dt.date(2027, 1, 31)
+        )
     )
     triage = triage.with_entry(TriageEntry("def456", TriageStatus.FALSE_POSITIVE, reason="test data"))
     save_triage(triage, path)

@@ -15,7 +15,12 @@ if TYPE_CHECKING:
     from garrison.adapters.loading import load_classifier, resolve_format
     from garrison.adapters.onnx_model import OnnxClassifier
     from garrison.adapters.remote import RemoteClassifier
-    from garrison.adapters.sklearn_model import SklearnClassifier, load_skops, refuse_pickle, sniff_model_format
+    from garrison.adapters.sklearn_model import (
+        SklearnClassifier,
+        load_skops,
+        refuse_pickle,
+        sniff_model_format,
+    )
     from garrison.adapters.torch_model import (
         TorchClassifier,
         load_factory,

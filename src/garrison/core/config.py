@@ -40,7 +40,9 @@ _DATA_SOURCE = Spec(
     fields={
         "path": Spec("str", required=True, doc="CSV, Parquet or .npz file (arrays x and y)"),
         "label": Spec(
-            "str", default=None, doc="label column for CSV/Parquet (default: 'label' or last column)"
+            "str",
+            default=None,
+            doc="label column for CSV/Parquet (default: the first of label, target, y, class)",
         ),
         "format": Spec("str", default="auto", choices=("auto", "csv", "parquet", "npz")),
     },

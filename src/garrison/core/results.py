@@ -21,13 +21,17 @@ class CheckStatus(str, Enum):
 
 @dataclass(frozen=True, slots=True)
 class Figure:
-    """A figure for the report: an inline SVG (preferred, self-contained) or a table of rows."""
+    """A figure for the report: an inline SVG (preferred, self-contained) or a table of rows.
+
+    ``columns`` orders the table's columns for display (default: sorted keys); JSON keys are sorted on disk.
+    """
 
     id: str
     title: str
     svg: str | None = None
     table: tuple[dict[str, Any], ...] = ()
     caption: str = ""
+    columns: tuple[str, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -36,12 +40,18 @@ class Figure:
             "svg": self.svg,
             "table": [dict(r) for r in self.table],
             "caption": self.caption,
+            "columns": list(self.columns),
         }
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Figure:
         return cls(
-            data["id"], data["title"], data.get("svg"), tuple(data.get("table", [])), data.get("caption", "")
+            data["id"],
+            data["title"],
+            data.get("svg"),
+            tuple(data.get("table", [])),
+            data.get("caption", ""),
+            tuple(data.get("columns", [])),
         )
 
 

@@ -138,7 +138,8 @@ def _check_view(result: CheckResult) -> dict[str, Any]:
 def _figure_view(figure: Figure) -> dict[str, Any]:
     svg = None if figure.svg is None else sanitize_svg(figure.svg)
     table = [{str(k): v for k, v in row.items()} for row in figure.table]
-    columns = sorted({k for row in table for k in row})
+    present = {k for row in table for k in row}
+    columns = [c for c in figure.columns if c in present] + sorted(present - set(figure.columns))
     rows = [[format_value(row.get(c, "")) for c in columns] for row in table]
     return {
         "fig": figure,

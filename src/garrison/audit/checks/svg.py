@@ -1,0 +1,72 @@
+"""Tiny hand-written SVG figures for check results: self-contained, deterministic text, no plotting library."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from xml.sax.saxutils import escape
+
+__all__ = ["reliability_diagram"]
+
+_SIZE = 320
+_MARGIN = 40
+
+
+def _fmt(v: float) -> str:
+    return f"{v:.2f}"
+
+
+def reliability_diagram(
+    confidence: Sequence[float],
+    accuracy: Sequence[float],
+    counts: Sequence[int],
+    *,
+    title: str = "Reliability diagram",
+) -> str:
+    """Mean predicted confidence against observed accuracy per bin, with the diagonal of perfect calibration.
+
+    Points are drawn with an area proportional to the bin's count; bins with no rows are left out.
+    """
+    plot = _SIZE - 2 * _MARGIN
+
+    def px(v: float) -> float:
+        return _MARGIN + min(max(v, 0.0), 1.0) * plot
+
+    def py(v: float) -> float:
+        return _SIZE - _MARGIN - min(max(v, 0.0), 1.0) * plot
+
+    top = max((c for c in counts), default=0) or 1
+    parts = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {_SIZE} {_SIZE}" width="{_SIZE}" height="{_SIZE}" '
+        f'role="img" aria-label="{escape(title)}">',
+        f"<title>{escape(title)}</title>",
+        f'<rect x="{_MARGIN}" y="{_MARGIN}" width="{plot}" height="{plot}" fill="none" stroke="#888"/>',
+        f'<line x1="{_fmt(px(0))}" y1="{_fmt(py(0))}" x2="{_fmt(px(1))}" y2="{_fmt(py(1))}" '
+        'stroke="#888" stroke-dasharray="4 4"/>',
+    ]
+    for tick in (0.0, 0.5, 1.0):
+        parts.append(
+            f'<text x="{_fmt(px(tick))}" y="{_SIZE - _MARGIN + 14}" font-size="10" '
+            f'text-anchor="middle">{tick:g}</text>'
+        )
+        parts.append(
+            f'<text x="{_MARGIN - 6}" y="{_fmt(py(tick) + 3)}" font-size="10" text-anchor="end">{tick:g}</text>'
+        )
+    parts.append(
+        f'<text x="{_SIZE / 2:g}" y="{_SIZE - 8}" font-size="11" text-anchor="middle">mean confidence</text>'
+    )
+    parts.append(
+        f'<text x="12" y="{_SIZE / 2:g}" font-size="11" text-anchor="middle" '
+        f'transform="rotate(-90 12 {_SIZE / 2:g})">accuracy</text>'
+    )
+    points = [(c, a, n) for c, a, n in zip(confidence, accuracy, counts, strict=True) if n > 0]
+    if points:
+        path = " ".join(f"{_fmt(px(c))},{_fmt(py(a))}" for c, a, _ in points)
+        parts.append(f'<polyline points="{path}" fill="none" stroke="#1f77b4"/>')
+    for c, a, n in points:
+        radius = 2.0 + 4.0 * (n / top) ** 0.5
+        parts.append(
+            f'<circle cx="{_fmt(px(c))}" cy="{_fmt(py(a))}" r="{_fmt(radius)}" fill="#1f77b4">'
+            f"<title>confidence {c:.3f}, accuracy {a:.3f}, n={n}</title></circle>"
+        )
+    parts.append("</svg>")
+    return "".join(parts)
