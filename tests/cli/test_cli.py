@@ -162,3 +162,25 @@ def test_rules_and_checks_commands(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["checks"]) == 0
     out = capsys.readouterr().out
     assert "fuzzing" in out and "performance" in out
+
+
+def test_data_missing_a_model_feature_is_exit_2(project: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import pandas as pd
+
+    pd.read_csv(project / "test.csv").drop(columns=["age"]).to_csv(project / "test.csv", index=False)
+    cfg = project / "garrison.yaml"
+    cfg.write_text(cfg.read_text().replace("  train: {path: train.csv, label: label}\n", ""))
+    assert main(["audit", "--config", "garrison.yaml", "--no-store"]) == 2
+    err = capsys.readouterr().err
+    assert "test.csv" in err and "age" in err
+
+
+def test_ci_mode_refuses_factory(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import numpy as np
+
+    np.savez(tmp_path / "test.npz", x=np.zeros((4, 3), dtype=np.float32), y=np.array([0, 1, 0, 1]))
+    cfg = tmp_path / "garrison.yaml"
+    cfg.write_text('model: {factory: "os:getcwd"}\ndata: {test: {path: test.npz}}\n')
+    pytest.importorskip("torch")
+    assert main(["audit", "--config", str(cfg), "--ci", "--no-store"]) == 2
+    assert "--allow-factory" in capsys.readouterr().err

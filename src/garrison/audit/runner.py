@@ -186,14 +186,19 @@ def audit(
         load_datasets(sources, base_dir=config.base_dir, overrides=config.data.features) if sources else {}
     )
     reference = datasets.get("test") or datasets.get("train")
-    model = load_classifier(
-        config.model,
-        base_dir=config.base_dir,
-        sample_shape=tuple(reference.x.shape[1:]) if reference is not None else None,
-        codec=reference.codec if reference is not None else None,
-        feature_names=reference.schema.names() if reference is not None else None,
-        allow_factory=allow_factory,
-    )
+    try:
+        model = load_classifier(
+            config.model,
+            base_dir=config.base_dir,
+            sample_shape=tuple(reference.x.shape[1:]) if reference is not None else None,
+            codec=reference.codec if reference is not None else None,
+            feature_names=reference.schema.names() if reference is not None else None,
+            allow_factory=allow_factory,
+        )
+    except ModelInputMismatchError as exc:
+        if exc.path is not None or reference is None:
+            raise
+        raise ModelInputMismatchError(exc.reason, path=reference.path, field=exc.field) from exc
     artifacts: list[ArtifactDigest] = []
     model_path = config.resolve(config.model.path) if config.model.path else None
     if model_path is not None:
