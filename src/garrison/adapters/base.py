@@ -12,6 +12,8 @@ from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
+from garrison.core.errors import ModelInputMismatchError
+
 __all__ = ["BaseClassifier", "Classifier", "InputSpec", "WhiteBoxClassifier", "predict"]
 
 
@@ -26,6 +28,18 @@ class InputSpec:
     @property
     def n_features(self) -> int:
         return int(np.prod(self.shape)) if self.shape else 0
+
+    def conform(self, x: np.ndarray) -> np.ndarray:
+        """``x`` as a batch of this spec's sample shape: reshaped when only the layout differs (flat 64 vs
+        ``(1, 8, 8)``), else :class:`ModelInputMismatchError`."""
+        x = np.asarray(x)
+        if x.shape[1:] == self.shape:
+            return x
+        if x.ndim >= 1 and int(np.prod(x.shape[1:])) == self.n_features:
+            return x.reshape((len(x), *self.shape))
+        raise ModelInputMismatchError(
+            f"the model takes samples of shape {self.shape}, got a batch of shape {x.shape}"
+        )
 
 
 @runtime_checkable

@@ -159,15 +159,7 @@ class OnnxClassifier(BaseClassifier):
         raise ModelLoadError(f"no probability output (a 2-D float tensor) among: {listed}", path=self.path)
 
     def _as_batch(self, x: np.ndarray) -> np.ndarray:
-        x = np.asarray(x)
-        spec = self.input_spec
-        if x.shape[1:] != spec.shape:
-            if x.ndim < 1 or int(np.prod(x.shape[1:])) != spec.n_features:
-                raise ModelInputMismatchError(
-                    f"the model takes samples of shape {spec.shape}, got a batch of shape {x.shape}"
-                )
-            x = x.reshape((len(x), *spec.shape))
-        return np.ascontiguousarray(x, dtype=spec.dtype)
+        return np.ascontiguousarray(self.input_spec.conform(x), dtype=self.input_spec.dtype)
 
     def _run(self, x: np.ndarray) -> Any:
         try:

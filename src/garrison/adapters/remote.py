@@ -99,7 +99,7 @@ class RemoteClassifier(BaseClassifier):
         """Class probabilities ``(n, n_classes)`` as float64, one request per batch."""
         if self._client.is_closed:
             raise RemoteModelError("the classifier has been closed", url=self.url)
-        x = self._as_batch(x)
+        x = self.input_spec.conform(x)
         parts = [self._request(x[s : s + self._batch_size]) for s in range(0, len(x), self._batch_size)]
         if not parts:
             return np.zeros((0, self.n_classes))
@@ -119,17 +119,6 @@ class RemoteClassifier(BaseClassifier):
 
     def __repr__(self) -> str:
         return f"RemoteClassifier(name={self.name!r}, url={self.url!r}, n_classes={self.n_classes})"
-
-    def _as_batch(self, x: np.ndarray) -> np.ndarray:
-        x = np.asarray(x)
-        shape = self.input_spec.shape
-        if x.shape[1:] == shape:
-            return x
-        if x.ndim >= 1 and int(np.prod(x.shape[1:])) == self.input_spec.n_features:
-            return x.reshape((len(x), *shape))
-        raise ModelInputMismatchError(
-            f"the model takes samples of shape {shape}, got a batch of shape {x.shape}"
-        )
 
     def _body(self, chunk: np.ndarray) -> bytes:
         if chunk.dtype.kind in "fc" and not np.isfinite(chunk).all():

@@ -92,7 +92,7 @@ class TorchClassifier(BaseClassifier):
 
     def predict_proba(self, x: np.ndarray) -> np.ndarray:
         """Class probabilities, shape ``(n, n_classes)``, float64."""
-        x = self._as_batch(x)
+        x = self.input_spec.conform(x)
         torch = self._torch
         parts: list[np.ndarray] = []
         with torch.inference_mode():
@@ -115,7 +115,7 @@ class TorchClassifier(BaseClassifier):
         Only input gradients are computed; the module's parameters get no ``.grad``.
         """
         torch = self._torch
-        x = self._as_batch(x)
+        x = self.input_spec.conform(x)
         labels = np.asarray(y)
         if labels.ndim == 2:
             labels = labels.argmax(axis=1)
@@ -145,17 +145,6 @@ class TorchClassifier(BaseClassifier):
         if not grads:
             return np.zeros(x.shape)
         return np.concatenate(grads)
-
-    def _as_batch(self, x: np.ndarray) -> np.ndarray:
-        x = np.asarray(x)
-        shape = self.input_spec.shape
-        if x.shape[1:] == shape:
-            return x
-        if x.ndim >= 1 and int(np.prod(x.shape[1:])) == self.input_spec.n_features:
-            return x.reshape((len(x), *shape))
-        raise ModelInputMismatchError(
-            f"the model takes samples of shape {shape}, got a batch of shape {x.shape}"
-        )
 
     def _tensor(self, x: np.ndarray) -> Any:
         return self._torch.as_tensor(np.ascontiguousarray(x, dtype=np.float32), device=self._device)

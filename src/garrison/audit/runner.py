@@ -87,35 +87,33 @@ def _missing_requirements(check: Check, ctx: AuditContext) -> list[str]:
 def run_checks(planned: Sequence[PlannedCheck], ctx: AuditContext) -> tuple[CheckResult, ...]:
     """Run checks in stage order. Errors and spent budgets become ``error`` results; unmet requirements ``skipped``."""
     results: list[CheckResult] = []
+    overall = ctx.progress.task("audit", total=len(planned))
     for item in sorted(planned, key=lambda p: (p.check.stage.order, p.check.id)):
-        check = item.check
-        missing = _missing_requirements(check, ctx)
-        if missing:
-            results.append(
-                CheckResult(
-                    check.id,
-                    check.stage,
-                    CheckStatus.SKIPPED,
-                    reason=f"needs {', '.join(missing)}",
-                    deterministic=check.deterministic,
-                )
-            )
-            continue
-        check_ctx = replace(ctx, budget=Budget(item.budget_s))
-        start = time.perf_counter()
-        try:
-            result = check.run(check_ctx)
-        except BudgetExceeded as exc:
-            result = CheckResult(check.id, check.stage, CheckStatus.ERROR, error=str(exc), partial=True)
-        except Exception as exc:  # one check's failure never stops the others
-            first_line = (str(exc).splitlines() or [""])[0][:300]
-            result = CheckResult(
-                check.id, check.stage, CheckStatus.ERROR, error=f"{type(exc).__name__}: {first_line}"
-            )
-        results.append(
-            replace(result, duration_s=time.perf_counter() - start, deterministic=check.deterministic)
-        )
+        results.append(_run_one(item, ctx))
+        overall.advance()
+    overall.done()
     return tuple(results)
+
+
+def _run_one(item: PlannedCheck, ctx: AuditContext) -> CheckResult:
+    check = item.check
+    missing = _missing_requirements(check, ctx)
+    if missing:
+        reason = f"needs {', '.join(missing)}"
+        return CheckResult(
+            check.id, check.stage, CheckStatus.SKIPPED, reason=reason, deterministic=check.deterministic
+        )
+    start = time.perf_counter()
+    try:
+        result = check.run(replace(ctx, budget=Budget(item.budget_s)))
+    except BudgetExceeded as exc:
+        result = CheckResult(check.id, check.stage, CheckStatus.ERROR, error=str(exc), partial=True)
+    except Exception as exc:  # one check's failure never stops the others
+        first_line = (str(exc).splitlines() or [""])[0][:300]
+        result = CheckResult(
+            check.id, check.stage, CheckStatus.ERROR, error=f"{type(exc).__name__}: {first_line}"
+        )
+    return replace(result, duration_s=time.perf_counter() - start, deterministic=check.deterministic)
 
 
 def _sha256_artifact(role: str, shown: str, path: Path) -> ArtifactDigest:

@@ -44,9 +44,10 @@ class _RichTask:
         self._progress.advance(self._id, n)
 
     def done(self) -> None:
-        task = self._progress.tasks[self._id] if isinstance(self._id, int) else None
-        total = task.total if task is not None else None
-        self._progress.update(self._id, completed=total if total is not None else 1, total=total or 1)
+        task = next((t for t in self._progress.tasks if t.id == self._id), None)
+        if task is not None:
+            total = task.total if task.total is not None else task.completed
+            self._progress.update(self._id, total=total, completed=total)
 
 
 class RichProgress:

@@ -16,7 +16,7 @@ from typing import Any
 
 from garrison.core.errors import ConfigError
 from garrison.core.policy import POLICY_SPEC, Policy
-from garrison.core.schema_spec import Spec, load_yaml, validate
+from garrison.core.schema_spec import Spec, line_of, load_yaml, validate
 
 __all__ = [
     "CONFIG_SPEC",
@@ -246,7 +246,7 @@ def parse_config(
             "one of `model.path`, `model.factory` or `model.url` is required",
             path=path,
             key="model",
-            line=_line(doc, "model"),
+            line=line_of(doc, "model"),
         )
     headers = {k: _expand(v, env or {}, f"model.headers.{k}", src) for k, v in (m["headers"] or {}).items()}
     model = ModelConfig(
@@ -282,7 +282,7 @@ def parse_config(
         opts = dict(options or {})
         enabled = opts.pop("enabled", True)
         budget = opts.pop("budget_s", None)
-        line = _line(checks_node, check_id)
+        line = line_of(checks_node, check_id)
         if not isinstance(enabled, bool):
             raise ConfigError(
                 f"`checks.{check_id}.enabled` must be true or false, got {enabled!r}",
@@ -337,13 +337,6 @@ def _data_spec_for(doc: Any) -> Spec:
         if not (isinstance(data, Mapping) and part in data):
             fields[part] = _DATA_SOURCE_OPTIONAL
     return Spec("map", fields=fields)
-
-
-def _line(node: Any, key: str) -> int | None:
-    try:
-        return int(node.lc.key(key)[0]) + 1
-    except (AttributeError, KeyError, TypeError):
-        return None
 
 
 def _default_model_name(m: Mapping[str, Any]) -> str:

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from garrison.core.errors import ConfigError
-from garrison.core.schema_spec import Spec
+from garrison.core.schema_spec import Spec, line_of
 from garrison.core.severity import Severity
 
 __all__ = ["POLICY_SPEC", "Policy", "Threshold"]
@@ -81,7 +81,7 @@ class Policy:
         thresholds: list[Threshold] = []
         t_node = node.get("thresholds") if isinstance(node, Mapping) else None
         for metric, bound in (data.get("thresholds") or {}).items():
-            line = _line(t_node, metric)
+            line = line_of(t_node, metric)
             key = f"policy.thresholds.{metric}"
             if "." not in metric or metric.startswith(".") or metric.endswith("."):
                 raise ConfigError(
@@ -118,10 +118,3 @@ class Policy:
             },
             "required_checks": None if self.required_checks is None else list(self.required_checks),
         }
-
-
-def _line(node: Any, key: str) -> int | None:
-    try:
-        return int(node.lc.key(key)[0]) + 1
-    except (AttributeError, KeyError, TypeError):
-        return None

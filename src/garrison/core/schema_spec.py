@@ -16,7 +16,7 @@ from typing import Any
 
 from garrison.core.errors import ConfigError
 
-__all__ = ["Spec", "load_yaml", "validate"]
+__all__ = ["Spec", "line_of", "load_yaml", "validate"]
 
 _MISSING = object()
 
@@ -62,7 +62,8 @@ def load_yaml(text: str, *, path: str | Path | None = None) -> Any:
         raise ConfigError(f"invalid YAML: {exc}", path=path) from None
 
 
-def _line_of(node: Any, key: Any) -> int | None:
+def line_of(node: Any, key: Any) -> int | None:
+    """1-based line of ``key`` (a mapping key or list index) in a parsed YAML node, when known."""
     lc = getattr(node, "lc", None)
     if lc is None:
         return None
@@ -101,17 +102,17 @@ def validate(
         out: dict[str, Any] = {}
         for k in node:
             if not isinstance(k, str):
-                raise fail(f"keys of {name} must be strings, got {_describe(k)}", _line_of(node, k))
+                raise fail(f"keys of {name} must be strings, got {_describe(k)}", line_of(node, k))
         if kind == "map":
             for k in node:
                 if k not in spec.fields:
                     known = ", ".join(sorted(spec.fields))
                     sub = f"{key}.{k}" if key else k
-                    raise fail(f"unknown key (expected one of: {known})", _line_of(node, k), sub)
+                    raise fail(f"unknown key (expected one of: {known})", line_of(node, k), sub)
             for k, sub_spec in spec.fields.items():
                 sub = f"{key}.{k}" if key else k
                 if k in node:
-                    out[k] = validate(node[k], sub_spec, path=path, key=sub, line=_line_of(node, k))
+                    out[k] = validate(node[k], sub_spec, path=path, key=sub, line=line_of(node, k))
                 elif sub_spec.required:
                     raise fail(f"`{sub}` is required", line, sub)
                 else:
@@ -120,14 +121,14 @@ def validate(
         assert spec.values is not None
         for k in node:
             sub = f"{key}.{k}" if key else k
-            out[k] = validate(node[k], spec.values, path=path, key=sub, line=_line_of(node, k))
+            out[k] = validate(node[k], spec.values, path=path, key=sub, line=line_of(node, k))
         return out
     if kind == "list":
         if isinstance(node, str) or not isinstance(node, list | tuple):
             raise fail(f"{name} must be a list, got {_describe(_plain(node))}")
         assert spec.items is not None
         return [
-            validate(v, spec.items, path=path, key=f"{key}[{i}]", line=_line_of(node, i) or line)
+            validate(v, spec.items, path=path, key=f"{key}[{i}]", line=line_of(node, i) or line)
             for i, v in enumerate(node)
         ]
     value = _scalar(node, kind, fail, name)

@@ -18,7 +18,7 @@ from typing import Any
 
 from garrison.core.errors import ConfigError
 from garrison.core.findings import TriageStatus
-from garrison.core.schema_spec import Spec, load_yaml, validate
+from garrison.core.schema_spec import Spec, line_of, load_yaml, validate
 
 __all__ = ["DEFAULT_TRIAGE_PATH", "Triage", "TriageEntry", "load_triage", "save_triage"]
 
@@ -136,10 +136,7 @@ def parse_triage(text: str, *, path: str | Path | None = None) -> Triage:
     nodes = doc.get("findings") or {}
     entries: dict[str, TriageEntry] = {}
     for fp, e in (plain["findings"] or {}).items():
-        try:
-            line = int(nodes.lc.key(fp)[0]) + 1
-        except (AttributeError, KeyError, TypeError):
-            line = None
+        line = line_of(nodes, fp)
         expires = (
             _parse_date(e["expires"], path=path, key=f"findings.{fp}.expires", line=line)
             if e["expires"]
