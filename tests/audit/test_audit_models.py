@@ -19,14 +19,14 @@ from sklearn.model_selection import train_test_split
 from garrison.audit import audit
 from garrison.core import CheckStatus, UntrustedArtifactError, parse_config
 
-FACTORY_MODULE = '''
+FACTORY_MODULE = """
 import torch
 from torch import nn
 
 
 def build(n_classes: int = 10) -> nn.Module:
     return nn.Sequential(nn.Flatten(), nn.Linear(64, 32), nn.ReLU(), nn.Linear(32, n_classes))
-'''
+"""
 
 
 @pytest.fixture(scope="module")
@@ -60,7 +60,9 @@ policy:
 
 
 def _assert_ok(report: Any) -> None:
-    assert [r.status for r in report.results] == [CheckStatus.OK, CheckStatus.OK], [r.error for r in report.results]
+    assert [r.status for r in report.results] == [CheckStatus.OK, CheckStatus.OK], [
+        r.error for r in report.results
+    ]
     accuracy = report.result("performance").metric("accuracy")
     assert accuracy.value >= 0.8
     assert report.decision.thresholds[0].passed
@@ -72,7 +74,9 @@ def test_onnx_model(tmp_path: Path, digits: Any) -> None:
 
     x_train, x_test, y_train, y_test = digits
     clf = LogisticRegression(max_iter=300).fit(x_train, y_train)
-    (tmp_path / "model.onnx").write_bytes(to_onnx(clf, x_train[:1], options={"zipmap": False}).SerializeToString())
+    (tmp_path / "model.onnx").write_bytes(
+        to_onnx(clf, x_train[:1], options={"zipmap": False}).SerializeToString()
+    )
     _write_npz(tmp_path / "test.npz", x_test, y_test)
     report = audit(_config(tmp_path, "  path: model.onnx"))
     _assert_ok(report)
@@ -141,7 +145,9 @@ def served(digits: Any) -> Iterator[str]:
                 self.end_headers()
                 return
             body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-            x = np.array([[np.nan if v is None else v for v in row] for row in body["inputs"]], dtype=np.float64)
+            x = np.array(
+                [[np.nan if v is None else v for v in row] for row in body["inputs"]], dtype=np.float64
+            )
             if not np.isfinite(x).all():
                 self.send_response(422)  # a well-behaved endpoint rejects what it cannot score
                 self.end_headers()

@@ -184,3 +184,23 @@ def test_ci_mode_refuses_factory(tmp_path: Path, capsys: pytest.CaptureFixture[s
     pytest.importorskip("torch")
     assert main(["audit", "--config", str(cfg), "--ci", "--no-store"]) == 2
     assert "--allow-factory" in capsys.readouterr().err
+
+
+def test_findings_show_prints_history(project: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["audit", "--config", "garrison.yaml"]) in (0, 1)
+    capsys.readouterr()
+    assert main(["findings", "list", "--json"]) == 0
+    fp = json.loads(capsys.readouterr().out)[0]["fingerprint"]
+    assert (
+        main(["findings", "triage", fp, "--status", "false-positive", "--reason", "probe is not reachable"])
+        == 0
+    )
+    capsys.readouterr()
+    assert main(["findings", "show", fp[:8]]) == 0
+    out = capsys.readouterr().out
+    assert f"fingerprint: {fp}" in out
+    assert "(none) -> false-positive: probe is not reachable" in out
+    assert main(["findings", "show", fp[:8], "--json"]) == 0
+    shown = json.loads(capsys.readouterr().out)
+    assert shown["fingerprint"] == fp and shown["history"][0]["new_status"] == "false-positive"
+    assert main(["findings", "show", "zzzzzzzz"]) == 2

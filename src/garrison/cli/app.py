@@ -52,9 +52,10 @@ _register()
 
 
 def _exit_code_for(exc: BaseException) -> int:
-    from garrison.core.errors import BudgetExceeded, RemoteModelError, StoreError
+    from garrison.core.errors import BudgetExceeded, RemoteModelError
 
-    if isinstance(exc, RemoteModelError | BudgetExceeded | StoreError):
+    # a model that could not be fully queried makes the run incomplete; everything else is a usage/input error
+    if isinstance(exc, RemoteModelError | BudgetExceeded):
         return 3
     return 2
 

@@ -58,6 +58,7 @@ def list_command(
 @findings_app.command("show")
 def show_command(
     fingerprint: str = typer.Argument(..., help="Fingerprint or a unique prefix (>= 6 chars)."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON (with the triage history)."),
 ) -> None:
     """One finding with its triage history."""
     from garrison.store import Store
@@ -65,9 +66,28 @@ def show_command(
     with Store.open(store_url()) as store:
         row = store.get_finding(fingerprint)
         history = store.triage_history(row.fingerprint)
-    typer.echo(json.dumps(_row_dict(row), indent=2, sort_keys=True, default=str))
-    for event in history:
-        typer.echo(f"  {event}")
+    events = [
+        {
+            "at": e.at.isoformat(timespec="seconds"),
+            "actor": e.actor,
+            "old_status": e.old_status.value if e.old_status else None,
+            "new_status": e.new_status.value if e.new_status else None,
+            "reason": e.reason,
+        }
+        for e in history
+    ]
+    data = _row_dict(row)
+    if as_json:
+        typer.echo(json.dumps({**data, "history": events}, indent=2, sort_keys=True, default=str))
+        return
+    for key in sorted(data):
+        typer.echo(f"{key:>16}: {data[key]}")
+    typer.echo("triage history:" if events else "triage history: none")
+    for e in events:
+        reason = f": {e['reason']}" if e["reason"] else ""
+        typer.echo(
+            f"  {e['at']} {e['actor']}: {e['old_status'] or '(none)'} -> {e['new_status'] or '(removed)'}{reason}"
+        )
 
 
 @findings_app.command("triage")
