@@ -204,3 +204,22 @@ def test_findings_show_prints_history(project: Path, capsys: pytest.CaptureFixtu
     shown = json.loads(capsys.readouterr().out)
     assert shown["fingerprint"] == fp and shown["history"][0]["new_status"] == "false-positive"
     assert main(["findings", "show", "zzzzzzzz"]) == 2
+
+
+def test_sarif_paths_are_relative_to_the_repository_root(project: Path) -> None:
+    import shutil
+
+    subprocess.run(["git", "init", "-q", str(project)], check=True)
+    sub = project / "ml"
+    sub.mkdir()
+    for name in ("model.skops", "train.csv", "test.csv", "garrison.yaml"):
+        shutil.move(project / name, sub / name)
+    code = main(["audit", "-c", "ml/garrison.yaml", "-f", "sarif", "-o", "scan.sarif", "--no-store"])
+    assert code in (0, 1)
+    run = json.loads((project / "scan.sarif").read_text())["runs"][0]
+    uris = {a["location"]["uri"] for a in run["artifacts"]}
+    assert "ml/model.skops" in uris
+    assert all(
+        a["location"].get("uriBaseId") == "%SRCROOT%" for a in run["artifacts"] if "parentIndex" not in a
+    )
+    assert (sub / "out" / "report.sarif").is_file()  # report.output is relative to the config file

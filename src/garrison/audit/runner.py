@@ -116,10 +116,11 @@ def _run_one(item: PlannedCheck, ctx: AuditContext) -> CheckResult:
     return replace(result, duration_s=time.perf_counter() - start, deterministic=check.deterministic)
 
 
-def _sha256_artifact(role: str, shown: str, path: Path) -> ArtifactDigest:
+def _sha256_artifact(role: str, path: Path) -> ArtifactDigest:
+    """``path`` as the caller reaches it: the config file's directory joined with the configured path."""
     from garrison.data import file_sha256
 
-    return ArtifactDigest(role, shown, file_sha256(path), path.stat().st_size)
+    return ArtifactDigest(role, path.as_posix(), file_sha256(path), path.stat().st_size)
 
 
 def _packages() -> dict[str, str]:
@@ -200,13 +201,11 @@ def audit(
     artifacts: list[ArtifactDigest] = []
     model_path = config.resolve(config.model.path) if config.model.path else None
     if model_path is not None:
-        artifacts.append(_sha256_artifact("model", config.model.path or "", model_path))
+        artifacts.append(_sha256_artifact("model", model_path))
     if config.model.weights:
-        artifacts.append(
-            _sha256_artifact("weights", config.model.weights, config.resolve(config.model.weights))
-        )
+        artifacts.append(_sha256_artifact("weights", config.resolve(config.model.weights)))
     for role, src in sources.items():
-        artifacts.append(_sha256_artifact(role, src.path, config.resolve(src.path)))
+        artifacts.append(_sha256_artifact(role, config.resolve(src.path)))
     model_digest = next((a.sha256 for a in artifacts if a.role in ("model", "weights")), None)
     ctx = AuditContext(
         model=model,
@@ -217,7 +216,10 @@ def audit(
         progress=progress or NullProgress(),
         config=config,
         model_subject=Subject(
-            SubjectKind.MODEL, config.model.name, config.model.path or config.model.url, model_digest
+            SubjectKind.MODEL,
+            config.model.name,
+            model_path.as_posix() if model_path is not None else config.model.url,
+            model_digest,
         ),
     )
     _check_model_fits_data(ctx)

@@ -8,7 +8,7 @@ from pathlib import Path
 import typer
 
 from garrison.cli.console import info
-from garrison.cli.output import FORMATS, emit, print_summary, record_in_store
+from garrison.cli.output import FORMATS, emit, print_summary, record_in_store, repo_root
 
 __all__ = ["register"]
 
@@ -54,7 +54,7 @@ def audit_command(
             cfg, progress=progress, triage=triage, baseline=base, allow_factory=allow_factory or not ci
         )
     out_dir = report_dir or cfg.resolve(cfg.report.output)
-    files = write_reports(report, out_dir, cfg.report.formats)
+    files = write_reports(report, out_dir, cfg.report.formats, repo_root=repo_root())
     if not no_store:
         record_in_store(report)
     emit(report, fmt, output, include_sensitive=include_sensitive)

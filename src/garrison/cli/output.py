@@ -20,6 +20,15 @@ FORMATS = ("text", "json", "html", "sarif", "junit", "markdown")
 _STYLE = {"critical": "bold red", "high": "red", "medium": "yellow", "low": "cyan", "info": "dim"}
 
 
+def repo_root(start: Path | None = None) -> Path:
+    """The enclosing git work tree (SARIF paths are relative to it), else the working directory."""
+    here = (start or Path.cwd()).absolute()
+    for folder in (here, *here.parents):
+        if (folder / ".git").exists():
+            return folder
+    return here
+
+
 def print_summary(report: Report) -> None:
     """A human summary on stderr: verdict, counts, findings, thresholds, check status."""
     from rich.table import Table
@@ -67,7 +76,11 @@ def emit(report: Report, fmt: str, output: Path | None, *, include_sensitive: bo
         return
     from garrison.report import render
 
-    options = {"include_sensitive": include_sensitive} if fmt in ("html", "sarif", "markdown") else {}
+    options: dict[str, object] = (
+        {"include_sensitive": include_sensitive} if fmt in ("html", "sarif", "markdown") else {}
+    )
+    if fmt == "sarif":
+        options["repo_root"] = repo_root()
     text = render(report, fmt, **options)
     if output is None:
         sys.stdout.write(text)
