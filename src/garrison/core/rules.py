@@ -240,3 +240,255 @@ PERF_DEAD_CLASS = register_rule(
         references=("owasp-ml:2023:ML08",),
     )
 )
+
+# --- model artifacts (supply chain) -----------------------------------------------------------------------------
+
+_ARTIFACT_REFS = ("atlas:AML.T0011.000", "atlas:AML.T0010.003", "owasp-ml:2023:ML06", "cwe:502")
+_ARTIFACT_THREAT = "Anyone who can publish or tamper with a model file that a user then loads."
+
+SC_CODE_EXECUTION = register_rule(
+    Rule(
+        id="GAR-SC-001",
+        title="Model file runs code when loaded",
+        severity=Severity.CRITICAL,
+        stage=Stage.ARTIFACT,
+        description="Loading this file calls a callable that can execute arbitrary code or reach one indirectly "
+        "(os, subprocess, builtins exec/eval/getattr/__import__, runpy, importlib, operator gadgets, marshal, ...).",
+        remediation="Do not load this file. Obtain the model from a trusted source in a format that holds no code "
+        "(safetensors, ONNX, skops), and verify its signature.",
+        references=_ARTIFACT_REFS,
+        threat_model=_ARTIFACT_THREAT,
+    )
+)
+SC_UNKNOWN_GLOBAL = register_rule(
+    Rule(
+        id="GAR-SC-002",
+        title="Model file imports a callable outside the allowlist",
+        severity=Severity.HIGH,
+        stage=Stage.ARTIFACT,
+        description="Loading this file imports or calls a global that is not on the allowlist of constructors "
+        "known to be safe. Unknown callables can execute code.",
+        remediation="Review the callable. If it is your own trusted class, add its exact `module.qualname` to "
+        "`scan.allowlist` in garrison.yaml; otherwise do not load the file.",
+        references=_ARTIFACT_REFS,
+        threat_model=_ARTIFACT_THREAT,
+    )
+)
+SC_MALFORMED_PICKLE = register_rule(
+    Rule(
+        id="GAR-SC-003",
+        title="Pickle stream is malformed or evasive",
+        severity=Severity.MEDIUM,
+        stage=Stage.ARTIFACT,
+        description="The pickle stream does not parse cleanly (truncated, garbage after a payload, a frame length "
+        "that lies, a memo reference to nothing). Parsers disagree on such streams, which is how payloads evade "
+        "scanners.",
+        remediation="Re-export the model with the library that made it; do not load a stream that does not parse.",
+        references=("atlas:AML.T0011.000", "owasp-ml:2023:ML06", "cwe:502"),
+        threat_model=_ARTIFACT_THREAT,
+    )
+)
+SC_ARCHIVE = register_rule(
+    Rule(
+        id="GAR-SC-004",
+        title="Archive is inconsistent or evasive",
+        severity=Severity.HIGH,
+        stage=Stage.ARTIFACT,
+        description="The archive's structure disagrees with itself (local and central header names differ, bad "
+        "CRC, unusual flag bits, duplicate names) or a member path escapes the extraction directory. Loaders and "
+        "scanners may then read different content.",
+        remediation="Do not load the file; rebuild the archive with a standard tool from trusted content.",
+        references=("atlas:AML.T0010.003", "owasp-ml:2023:ML06", "cwe:22"),
+        threat_model=_ARTIFACT_THREAT,
+    )
+)
+SC_KERAS = register_rule(
+    Rule(
+        id="GAR-SC-005",
+        title="Keras model holds executable layers",
+        severity=Severity.CRITICAL,
+        stage=Stage.ARTIFACT,
+        description="The Keras config contains a Lambda layer (serialised Python bytecode), a custom object or a "
+        "function reference that `safe_mode` would not stop, so loading it can run code.",
+        remediation="Replace Lambda layers with registered custom layers from your own code, and load with "
+        "`safe_mode=True`; do not load files from untrusted sources.",
+        references=_ARTIFACT_REFS,
+        threat_model=_ARTIFACT_THREAT,
+    )
+)
+SC_TF_OPS = register_rule(
+    Rule(
+        id="GAR-SC-006",
+        title="TensorFlow graph touches the file system",
+        severity=Severity.HIGH,
+        stage=Stage.ARTIFACT,
+        description="The SavedModel graph contains operations that read, write, list or print to files "
+        "(ReadFile, WriteFile, MatchingFiles, Save/Restore with chosen paths, PrintV2 to a file). Running the "
+        "graph can exfiltrate or overwrite files.",
+        remediation="Inspect the graph's purpose; serve untrusted SavedModels only in a sandbox without file access.",
+        references=("atlas:AML.T0011.000", "atlas:AML.T0010.003", "owasp-ml:2023:ML06"),
+        threat_model=_ARTIFACT_THREAT,
+    )
+)
+SC_ONNX = register_rule(
+    Rule(
+        id="GAR-SC-007",
+        title="ONNX model uses custom operators or external data outside its directory",
+        severity=Severity.HIGH,
+        stage=Stage.ARTIFACT,
+        description="The ONNX graph uses operators from custom domains (which load native code from a custom-op "
+        "library), or points its external tensor data at a path outside the model's directory.",
+        remediation="Use only standard operator domains, keep external data beside the model, and load custom-op "
+        "libraries only from trusted builds.",
+        references=("atlas:AML.T0010.003", "owasp-ml:2023:ML06", "cwe:22"),
+        threat_model=_ARTIFACT_THREAT,
+    )
+)
+SC_SAFETENSORS = register_rule(
+    Rule(
+        id="GAR-SC-008",
+        title="safetensors header is invalid",
+        severity=Severity.HIGH,
+        stage=Stage.ARTIFACT,
+        description="The safetensors header is not valid JSON, is oversized, or describes tensors whose offsets "
+        "overlap, leave the file, or disagree with their dtype and shape. Readers may crash or read other data.",
+        remediation="Re-export the tensors with the safetensors library from a trusted source.",
+        references=("atlas:AML.T0010.003", "owasp-ml:2023:ML06", "cwe:20"),
+        threat_model=_ARTIFACT_THREAT,
+    )
+)
+SC_TEMPLATE = register_rule(
+    Rule(
+        id="GAR-SC-009",
+        title="Chat template reaches Python internals",
+        severity=Severity.CRITICAL,
+        stage=Stage.ARTIFACT,
+        description="A Jinja chat template (GGUF metadata or tokenizer_config.json) uses constructs that reach "
+        "Python internals (__class__, __globals__, __subclasses__, ...), the path of server-side template "
+        "injection to code execution when the template is rendered.",
+        remediation="Use a template without attribute access to dunder names, and render templates in a "
+        "sandboxed Jinja environment.",
+        references=("atlas:AML.T0011.000", "atlas:AML.T0010.003", "owasp-ml:2023:ML06", "cwe:1336"),
+        threat_model=_ARTIFACT_THREAT,
+    )
+)
+SC_REMOTE_CODE = register_rule(
+    Rule(
+        id="GAR-SC-010",
+        title="Model repository runs its own code on load",
+        severity=Severity.HIGH,
+        stage=Stage.ARTIFACT,
+        description="The repository's config maps model classes to its own Python files (`auto_map`), which "
+        "`trust_remote_code=True` executes.",
+        remediation="Review every Python file in the repository before loading it with trust_remote_code, or use "
+        "a model whose architecture the library ships.",
+        references=("atlas:AML.T0011.000", "atlas:AML.T0010.003", "owasp-ml:2023:ML06", "cwe:94"),
+        threat_model=_ARTIFACT_THREAT,
+    )
+)
+SC_SIGNATURE = register_rule(
+    Rule(
+        id="GAR-SC-011",
+        title="Model signature is missing or invalid",
+        severity=Severity.CRITICAL,
+        stage=Stage.ARTIFACT,
+        description="A signature was required, but the model has none, or it does not verify against the given "
+        "public key, or the files changed after signing.",
+        remediation="Obtain the model and its signature from the publisher and verify them; re-sign only after "
+        "reviewing the change.",
+        references=("atlas:AML.T0010.003", "owasp-ml:2023:ML06", "cwe:347"),
+        threat_model="Anyone who can replace the model between its publisher and the loader.",
+    )
+)
+SC_CODE_ARCHIVE = register_rule(
+    Rule(
+        id="GAR-SC-012",
+        title="Model file is a code archive",
+        severity=Severity.MEDIUM,
+        stage=Stage.ARTIFACT,
+        description="The file is a TorchScript or torch.export archive: a program, not just weights. Loading it "
+        "runs its serialised code with the runtime's operators.",
+        remediation="Load code archives only from trusted, signed sources; prefer weights (safetensors) plus "
+        "your own model code.",
+        references=("atlas:AML.T0011.000", "owasp-ml:2023:ML06"),
+        threat_model=_ARTIFACT_THREAT,
+    )
+)
+
+# --- ML code scan ---------------------------------------------------------------------------------------------
+
+_CODE_REFS = ("owasp-ml:2023:ML06", "cwe:502")
+
+CODE_UNSAFE_LOAD = register_rule(
+    Rule(
+        id="GAR-CS-001",
+        title="Code deserialises a model with pickle",
+        severity=Severity.HIGH,
+        stage=Stage.ARTIFACT,
+        description="The code loads data with pickle, joblib, dill, cloudpickle, `torch.load(weights_only=False)` "
+        "or `numpy.load(allow_pickle=True)`; a malicious file then runs code.",
+        remediation="Use `torch.load(..., weights_only=True)`, safetensors, skops or ONNX, or load through "
+        "`garrison.adapters.load`, which scans first.",
+        references=_CODE_REFS,
+        threat_model=_ARTIFACT_THREAT,
+    )
+)
+CODE_REMOTE_CODE = register_rule(
+    Rule(
+        id="GAR-CS-002",
+        title="Code trusts remote model code",
+        severity=Severity.HIGH,
+        stage=Stage.ARTIFACT,
+        description="`trust_remote_code=True` runs Python files from a downloaded model repository.",
+        remediation="Pin the repository revision and review its code, or use a model whose architecture the "
+        "library ships.",
+        references=("owasp-ml:2023:ML06", "cwe:94"),
+        threat_model=_ARTIFACT_THREAT,
+    )
+)
+CODE_UNSAFE_YAML = register_rule(
+    Rule(
+        id="GAR-CS-003",
+        title="Code parses YAML with an unsafe loader",
+        severity=Severity.HIGH,
+        stage=Stage.ARTIFACT,
+        description="`yaml.load` without `SafeLoader` (or `yaml.unsafe_load`) builds arbitrary Python objects "
+        "from a config file.",
+        remediation="Use `yaml.safe_load`.",
+        references=("cwe:502",),
+    )
+)
+CODE_EVAL = register_rule(
+    Rule(
+        id="GAR-CS-004",
+        title="Code evaluates data as code",
+        severity=Severity.HIGH,
+        stage=Stage.ARTIFACT,
+        description="`eval` or `exec` is called on a value that is not a literal.",
+        remediation="Parse data with a parser (json, ast.literal_eval) instead of evaluating it.",
+        references=("cwe:95",),
+    )
+)
+CODE_SECRET = register_rule(
+    Rule(
+        id="GAR-CS-005",
+        title="Hard-coded secret in code",
+        severity=Severity.HIGH,
+        stage=Stage.ARTIFACT,
+        description="A token or key (an API key, an access token, a private key) is written in the code.",
+        remediation="Revoke the secret, and read secrets from the environment or a secret store.",
+        references=("cwe:798",),
+    )
+)
+CODE_BANDIT = register_rule(
+    Rule(
+        id="GAR-CS-100",
+        title="Insecure Python pattern (bandit)",
+        severity=Severity.MEDIUM,
+        stage=Stage.ARTIFACT,
+        description="bandit, the Python security linter, reports an insecure pattern; the bandit test id and its "
+        "confidence are in the evidence.",
+        remediation="Follow the bandit test's documentation for the reported test id.",
+        references=("cwe:710",),
+    )
+)
