@@ -117,3 +117,19 @@ def test_secrets_expand_from_env_and_are_redacted() -> None:
     assert cfg.redacted()["model"]["headers"] == {"Authorization": "***"}
     with pytest.raises(ConfigError, match="TOKEN is not set"):
         parse_config(text, env={})
+
+
+def test_scan_section() -> None:
+    text = (
+        "model: {path: m.pkl}\n"
+        "scan:\n  allowlist: [mypkg.models.Net]\n  require_signature: keys/pub.pem\n"
+        "  limits: {max_nesting_depth: 4, timeout_s: 30}\n"
+    )
+    cfg = parse_config(text)
+    assert cfg.scan.allowlist == ("mypkg.models.Net",)
+    assert cfg.scan.require_signature == "keys/pub.pem"
+    assert dict(cfg.scan.limits) == {"max_nesting_depth": 4, "timeout_s": 30.0}
+    assert parse_config(MINIMAL).scan.limits == {}
+    with pytest.raises(ConfigError) as info:
+        parse_config("model: {path: m}\nscan:\n  limits: {max_nesting_depth: 0}\n", path="g.yaml")
+    assert info.value.key == "scan.limits.max_nesting_depth" and info.value.line == 3

@@ -21,6 +21,7 @@ from garrison.core.config import (
     GarrisonConfig,
     ModelConfig,
     ReportConfig,
+    ScanConfig,
     load_config,
     parse_config,
 )
@@ -90,6 +91,7 @@ __all__ = [
     "ReportError",
     "Rule",
     "RunInfo",
+    "ScanConfig",
     "Severity",
     "Stage",
     "StoreError",

@@ -27,6 +27,7 @@ __all__ = [
     "GarrisonConfig",
     "ModelConfig",
     "ReportConfig",
+    "ScanConfig",
     "load_config",
     "parse_config",
 ]
@@ -101,6 +102,32 @@ CONFIG_SPEC = Spec(
             doc="per check id: enabled, budget_s and the check's own options",
         ),
         "policy": POLICY_SPEC,
+        "scan": Spec(
+            "map",
+            fields={
+                "allowlist": Spec(
+                    "list",
+                    items=Spec("str"),
+                    default=None,
+                    doc="extra safe callables, exact 'module.qualname'",
+                ),
+                "require_signature": Spec(
+                    "str", default=None, doc="public key (PEM) the model must be signed with"
+                ),
+                "limits": Spec(
+                    "map",
+                    fields={
+                        "max_decompression_ratio": Spec("float", default=None, gt=1),
+                        "max_nesting_depth": Spec("int", default=None, ge=1, le=64),
+                        "max_memo_entries": Spec("int", default=None, ge=1),
+                        "max_opcodes": Spec("int", default=None, ge=1),
+                        "timeout_s": Spec("float", default=None, gt=0),
+                        "max_member_bytes": Spec("int", default=None, ge=1),
+                        "max_members": Spec("int", default=None, ge=1),
+                    },
+                ),
+            },
+        ),
         "report": Spec(
             "map",
             fields={
@@ -170,6 +197,15 @@ class CheckConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class ScanConfig:
+    """The ``scan:`` section: allowlist extensions, a required signature key, and limit overrides (unset: defaults)."""
+
+    allowlist: tuple[str, ...] = ()
+    require_signature: str | None = None
+    limits: Mapping[str, float | int] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
 class ReportConfig:
     output: str = "garrison-report"
     formats: tuple[str, ...] = REPORT_FORMATS
@@ -184,6 +220,7 @@ class GarrisonConfig:
     checks: Mapping[str, CheckConfig] = field(default_factory=dict)
     policy: Policy = field(default_factory=Policy)
     report: ReportConfig = field(default_factory=ReportConfig)
+    scan: ScanConfig = field(default_factory=ScanConfig)
     project: str = "garrison-project"
     seed: int = 0
     version: int = 1
@@ -302,12 +339,19 @@ def parse_config(
         checks[check_id] = CheckConfig(enabled, None if budget is None else float(budget), opts, line)
     policy = Policy.from_plain(plain["policy"], path=path, node=doc.get("policy"))
     r = plain["report"]
+    sc = plain["scan"]
+    scan = ScanConfig(
+        allowlist=tuple(sc["allowlist"] or ()),
+        require_signature=sc["require_signature"],
+        limits={k: v for k, v in sc["limits"].items() if v is not None},
+    )
     return GarrisonConfig(
         model=model,
         data=data,
         checks=checks,
         policy=policy,
         report=ReportConfig(r["output"], tuple(r["formats"])),
+        scan=scan,
         project=plain["project"],
         seed=plain["seed"],
         version=plain["version"],
