@@ -20,7 +20,7 @@ from sklearn.preprocessing import OneHotEncoder, StandardScaler
 from sklearn.svm import LinearSVC
 
 from garrison.adapters.base import Classifier, InputSpec, predict
-from garrison.adapters.sklearn_model import SklearnClassifier, load_skops, refuse_pickle, sniff_model_format
+from garrison.adapters.sklearn_model import SklearnClassifier, load_skops, sniff_model_format
 from garrison.core import GarrisonError, ModelInputMismatchError, ModelLoadError, UntrustedArtifactError
 from garrison.data import FeatureCodec, infer_schema
 
@@ -156,14 +156,6 @@ def test_unfitted_and_mismatched_estimators_are_refused() -> None:
 
 
 # ------------------------------------------------------------------------------------- code-bearing files
-
-
-def test_refuse_pickle_always_raises(tmp_path: Path) -> None:
-    path = tmp_path / "model.pkl"
-    path.write_bytes(pickle.dumps({"a": 1}))
-    with pytest.raises(UntrustedArtifactError, match="garrison scan") as exc:
-        refuse_pickle(path)
-    assert exc.value.path == str(path)
 
 
 @pytest.fixture(scope="module")

@@ -123,3 +123,12 @@ def test_context_rng_is_seeded_and_independent() -> None:
     c = AuditContext(seed=1).rng("performance").random(3)
     d = AuditContext(seed=2).rng("fuzzing").random(3)
     assert np.array_equal(a, b) and not np.array_equal(a, c) and not np.array_equal(a, d)
+
+
+def test_audit_needs_a_model() -> None:
+    from garrison.audit import audit
+    from garrison.core import parse_config
+
+    with pytest.raises(ConfigError, match="model") as info:
+        audit(parse_config("scan: {allowlist: [a.B]}\n", path="g.yaml"))
+    assert info.value.key == "model"

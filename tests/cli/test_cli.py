@@ -223,3 +223,37 @@ def test_sarif_paths_are_relative_to_the_repository_root(project: Path) -> None:
         a["location"].get("uriBaseId") == "%SRCROOT%" for a in run["artifacts"] if "parentIndex" not in a
     )
     assert (sub / "out" / "report.sarif").is_file()  # report.output is relative to the config file
+
+
+def test_joblib_model_is_scanned_then_audited(project: Path) -> None:
+    import joblib
+    import skops.io
+
+    pipe = skops.io.load(
+        project / "model.skops", trusted=skops.io.get_untrusted_types(file=project / "model.skops")
+    )
+    joblib.dump(pipe, project / "model.joblib", compress=3)
+    cfg = project / "garrison.yaml"
+    cfg.write_text(cfg.read_text().replace("path: model.skops", "path: model.joblib"))
+    assert main(["audit", "--config", "garrison.yaml", "-f", "json", "-o", "r.json", "--no-store"]) in (0, 1)
+    report = json.loads((project / "r.json").read_text())
+    status = {r["check_id"]: r["status"] for r in report["results"]}
+    assert status == {"artifact": "ok", "fuzzing": "ok", "performance": "ok"}
+    assert not any(f["rule_id"].startswith("GAR-SC") for f in report["decision"]["findings"])
+
+
+def test_malicious_pickle_model_fails_the_audit_without_loading(project: Path) -> None:
+    from tests.supplychain import pickles
+
+    marker = project / "pwned"
+    (project / "model.pkl").write_bytes(pickles.marker_payload(str(marker)))
+    cfg = project / "garrison.yaml"
+    cfg.write_text(cfg.read_text().replace("path: model.skops", "path: model.pkl"))
+    assert main(["audit", "--config", "garrison.yaml", "-f", "json", "-o", "r.json", "--no-store"]) == 1
+    assert not marker.exists()
+    report = json.loads((project / "r.json").read_text())
+    results = {r["check_id"]: r for r in report["results"]}
+    assert results["artifact"]["status"] == "ok"
+    assert any(f["rule_id"] == "GAR-SC-001" for f in results["artifact"]["findings"])
+    assert results["performance"]["status"] == "skipped"
+    assert results["performance"]["reason"].startswith("model not loaded")

@@ -133,3 +133,8 @@ def test_scan_section() -> None:
     with pytest.raises(ConfigError) as info:
         parse_config("model: {path: m}\nscan:\n  limits: {max_nesting_depth: 0}\n", path="g.yaml")
     assert info.value.key == "scan.limits.max_nesting_depth" and info.value.line == 3
+
+
+def test_scan_only_config_has_no_model() -> None:
+    cfg = parse_config("scan:\n  allowlist: [a.B]\n")
+    assert cfg.model is None and cfg.scan.allowlist == ("a.B",)

@@ -50,7 +50,7 @@ def _dump(doc: object) -> str:
     return buf.getvalue()
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.text(max_size=300))
 def test_any_text_is_a_config_or_a_config_error(text: str) -> None:
     try:
@@ -60,14 +60,14 @@ def test_any_text_is_a_config_or_a_config_error(text: str) -> None:
     assert isinstance(result, GarrisonConfig) or str(result).startswith("g.yaml")
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(_docs)
 def test_any_yaml_document_is_a_config_or_a_config_error(doc: object) -> None:
     with contextlib.suppress(ConfigError):
         assert isinstance(parse_config(_dump(doc), path="g.yaml"), GarrisonConfig)
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.one_of(st.text(max_size=300), _docs.map(_dump)))
 def test_any_triage_text_is_triage_or_a_config_error(text: str) -> None:
     try:

@@ -12,13 +12,12 @@ from garrison.adapters.base import BaseClassifier, Classifier, InputSpec, WhiteB
 from garrison.adapters.fake import FunctionClassifier, linear_classifier
 
 if TYPE_CHECKING:
-    from garrison.adapters.loading import load_classifier, resolve_format
+    from garrison.adapters.loading import load, load_classifier, resolve_format
     from garrison.adapters.onnx_model import OnnxClassifier
     from garrison.adapters.remote import RemoteClassifier
     from garrison.adapters.sklearn_model import (
         SklearnClassifier,
         load_skops,
-        refuse_pickle,
         sniff_model_format,
     )
     from garrison.adapters.torch_model import (
@@ -30,13 +29,13 @@ if TYPE_CHECKING:
     )
 
 _LAZY = {
+    "load": "loading",
     "load_classifier": "loading",
     "resolve_format": "loading",
     "OnnxClassifier": "onnx_model",
     "RemoteClassifier": "remote",
     "SklearnClassifier": "sklearn_model",
     "load_skops": "sklearn_model",
-    "refuse_pickle": "sklearn_model",
     "sniff_model_format": "sklearn_model",
     "TorchClassifier": "torch_model",
     "load_factory": "torch_model",
@@ -64,6 +63,7 @@ __all__ = [
     "TorchClassifier",
     "WhiteBoxClassifier",
     "linear_classifier",
+    "load",
     "load_classifier",
     "load_factory",
     "load_skops",
@@ -71,7 +71,6 @@ __all__ = [
     "load_torchscript",
     "load_weights",
     "predict",
-    "refuse_pickle",
     "resolve_format",
     "sniff_model_format",
 ]

@@ -1,6 +1,6 @@
 """scikit-learn models as :class:`Classifier`, skops loading, and telling model files apart by their bytes.
 
-Pickle and joblib files are code: :func:`refuse_pickle` keeps them out until the model-file scanner passes them.
+Pickle and joblib files are code: they load only through ``garrison.adapters.load``, behind the model-file scanner.
 :func:`sniff_model_format` only reads bytes and never imports or unpickles anything.
 """
 
@@ -13,7 +13,7 @@ import zipfile
 import zlib
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, NoReturn
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -23,7 +23,7 @@ from garrison.core.errors import ModelInputMismatchError, ModelLoadError, Untrus
 if TYPE_CHECKING:
     from garrison.data.codec import FeatureCodec
 
-__all__ = ["SklearnClassifier", "load_skops", "refuse_pickle", "sniff_model_format"]
+__all__ = ["SklearnClassifier", "load_skops", "sniff_model_format"]
 
 
 class SklearnClassifier(BaseClassifier):
@@ -177,17 +177,6 @@ def load_skops(path: str | Path, *, trusted: Sequence[str] = ()) -> Any:
         raise
     except Exception as exc:
         raise ModelLoadError(f"cannot load skops file: {exc.__class__.__name__}: {exc}", path=p) from None
-
-
-def refuse_pickle(path: str | Path) -> NoReturn:
-    """Always raises :class:`UntrustedArtifactError`: pickle and joblib files run code when loaded, so they load
-    only after the model-file scanner passes them or when the user marks the model trusted."""
-    fmt = "joblib" if Path(path).suffix.lower() == ".joblib" else "pickle"
-    raise UntrustedArtifactError(
-        f"{fmt} files can run arbitrary code when loaded; scan it with `garrison scan` first, or set "
-        "`model.trusted: true` if you trust its source",
-        path=path,
-    )
 
 
 _SNIFF_BYTES = 1 << 16

@@ -13,6 +13,7 @@ from importlib import metadata
 from pathlib import Path
 
 import garrison
+from garrison.adapters.base import Classifier
 from garrison.audit.budget import Budget
 from garrison.audit.check import Check, CheckRegistry, default_registry
 from garrison.audit.context import AuditContext
@@ -20,7 +21,7 @@ from garrison.audit.evaluate import evaluate
 from garrison.audit.progress import NullProgress, Progress
 from garrison.core.audit_report import ArtifactDigest, Report, RunInfo
 from garrison.core.config import CheckConfig, GarrisonConfig
-from garrison.core.errors import BudgetExceeded, ConfigError, ModelInputMismatchError
+from garrison.core.errors import BudgetExceeded, ConfigError, ModelInputMismatchError, ScanBlockedError
 from garrison.core.findings import Subject, SubjectKind
 from garrison.core.results import CheckResult, CheckStatus
 from garrison.core.schema_spec import Spec, validate
@@ -178,6 +179,11 @@ def audit(
     from garrison.adapters.loading import load_classifier
     from garrison.data import load_datasets
 
+    if config.model is None:
+        raise ConfigError(
+            "`model` is required to audit (this config has no model section)", path=config.source, key="model"
+        )
+    model_cfg = config.model
     started = dt.datetime.now(dt.UTC)
     planned = plan_checks(config.checks, registry=registry, config_path=config.source)
     sources = {role: src for role, src in (("train", config.data.train), ("test", config.data.test)) if src}
@@ -186,24 +192,30 @@ def audit(
     )
     reference = datasets.get("test") or datasets.get("train")
     try:
-        model = load_classifier(
-            config.model,
+        model: Classifier | None = load_classifier(
+            model_cfg,
             base_dir=config.base_dir,
             sample_shape=tuple(reference.x.shape[1:]) if reference is not None else None,
             codec=reference.codec if reference is not None else None,
             feature_names=reference.schema.names() if reference is not None else None,
             allow_factory=allow_factory,
+            trusted_types=config.scan.allowlist,
         )
     except ModelInputMismatchError as exc:
         if exc.path is not None or reference is None:
             raise
         raise ModelInputMismatchError(exc.reason, path=reference.path, field=exc.field) from exc
+    except ScanBlockedError as exc:
+        # the artifact stage still runs and reports what the scan found; model checks are skipped
+        model, blocked = None, exc.reason
+    else:
+        blocked = None
     artifacts: list[ArtifactDigest] = []
-    model_path = config.resolve(config.model.path) if config.model.path else None
+    model_path = config.resolve(model_cfg.path) if model_cfg.path else None
     if model_path is not None:
         artifacts.append(_sha256_artifact("model", model_path))
-    if config.model.weights:
-        artifacts.append(_sha256_artifact("weights", config.resolve(config.model.weights)))
+    if model_cfg.weights:
+        artifacts.append(_sha256_artifact("weights", config.resolve(model_cfg.weights)))
     for role, src in sources.items():
         artifacts.append(_sha256_artifact(role, config.resolve(src.path)))
     model_digest = next((a.sha256 for a in artifacts if a.role in ("model", "weights")), None)
@@ -211,22 +223,30 @@ def audit(
         model=model,
         test=datasets.get("test"),
         train=datasets.get("train"),
-        artifacts=(model_path,) if model_path is not None else (),
+        artifacts=tuple(Path(a.path) for a in artifacts if a.role in ("model", "weights")),
         seed=config.seed,
         progress=progress or NullProgress(),
         config=config,
         model_subject=Subject(
             SubjectKind.MODEL,
-            config.model.name,
-            model_path.as_posix() if model_path is not None else config.model.url,
+            model_cfg.name,
+            model_path.as_posix() if model_path is not None else model_cfg.url,
             model_digest,
         ),
     )
-    _check_model_fits_data(ctx)
+    if model is not None:
+        _check_model_fits_data(ctx)
     results = run_checks(planned, ctx)
+    if blocked is not None:
+        results = tuple(
+            replace(r, reason=f"model not loaded: {blocked}")
+            if r.status is CheckStatus.SKIPPED and r.reason and "model" in r.reason
+            else r
+            for r in results
+        )
     run = RunInfo(
         project=config.project,
-        model_name=config.model.name,
+        model_name=model_cfg.name,
         started_at=started.isoformat(timespec="seconds"),
         finished_at=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         seed=config.seed,

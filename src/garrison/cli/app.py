@@ -42,9 +42,9 @@ def _global(
 
 
 def _register() -> None:
-    from garrison.cli import audit_cmd, catalog_cmd, demo_cmd, findings_cmd, init_cmd
+    from garrison.cli import audit_cmd, catalog_cmd, demo_cmd, findings_cmd, init_cmd, scan_cmd
 
-    for module in (init_cmd, audit_cmd, demo_cmd, findings_cmd, catalog_cmd):
+    for module in (init_cmd, audit_cmd, demo_cmd, findings_cmd, catalog_cmd, scan_cmd):
         module.register(app)
 
 

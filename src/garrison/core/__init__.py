@@ -37,6 +37,7 @@ from garrison.core.errors import (
     RegistryError,
     RemoteModelError,
     ReportError,
+    ScanBlockedError,
     StoreError,
     UntrustedArtifactError,
 )
@@ -91,6 +92,7 @@ __all__ = [
     "ReportError",
     "Rule",
     "RunInfo",
+    "ScanBlockedError",
     "ScanConfig",
     "Severity",
     "Stage",

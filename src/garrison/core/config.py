@@ -69,7 +69,8 @@ CONFIG_SPEC = Spec(
         "seed": Spec("int", default=0, ge=0),
         "model": Spec(
             "map",
-            required=True,
+            nullable=True,
+            doc="the model to audit (a scan-only config may leave it out)",
             fields={
                 "name": Spec("str", default=None, doc="logical name, stable across retraining"),
                 "path": Spec("str", default=None),
@@ -213,9 +214,10 @@ class ReportConfig:
 
 @dataclass(frozen=True, slots=True)
 class GarrisonConfig:
-    """A validated ``garrison.yaml``. Relative paths are resolved against ``base_dir``."""
+    """A validated ``garrison.yaml``. Relative paths are resolved against ``base_dir``. ``model`` is None in a
+    scan-only config; auditing needs it."""
 
-    model: ModelConfig
+    model: ModelConfig | None = None
     data: DataConfig = field(default_factory=DataConfig)
     checks: Mapping[str, CheckConfig] = field(default_factory=dict)
     policy: Policy = field(default_factory=Policy)
@@ -278,30 +280,7 @@ def parse_config(
     plain = validate(doc, spec, path=path)
     src = str(path) if path is not None else None
     m = plain["model"]
-    if not (m["path"] or m["factory"] or m["url"]):
-        raise ConfigError(
-            "one of `model.path`, `model.factory` or `model.url` is required",
-            path=path,
-            key="model",
-            line=line_of(doc, "model"),
-        )
-    headers = {k: _expand(v, env or {}, f"model.headers.{k}", src) for k, v in (m["headers"] or {}).items()}
-    model = ModelConfig(
-        name=m["name"] or _default_model_name(m),
-        path=m["path"],
-        format=m["format"],
-        factory=m["factory"],
-        weights=m["weights"],
-        trusted=m["trusted"],
-        url=m["url"],
-        headers=headers,
-        timeout_s=m["timeout_s"],
-        retries=m["retries"],
-        batch_size=m["batch_size"],
-        n_classes=m["n_classes"],
-        class_names=tuple(m["class_names"]) if m["class_names"] else None,
-        device=m["device"],
-    )
+    model = None if m is None else _model_config(m, doc, path, env)
     d = plain["data"]
     data = DataConfig(
         train=DataSourceConfig(**d["train"]) if d.get("train") else None,
@@ -358,6 +337,36 @@ def parse_config(
         base_dir=Path(path).parent if path is not None else Path(),
         source=src,
         raw=plain,
+    )
+
+
+def _model_config(
+    m: Mapping[str, Any], doc: Any, path: str | Path | None, env: Mapping[str, str] | None
+) -> ModelConfig:
+    src = str(path) if path is not None else None
+    if not (m["path"] or m["factory"] or m["url"]):
+        raise ConfigError(
+            "one of `model.path`, `model.factory` or `model.url` is required",
+            path=path,
+            key="model",
+            line=line_of(doc, "model"),
+        )
+    headers = {k: _expand(v, env or {}, f"model.headers.{k}", src) for k, v in (m["headers"] or {}).items()}
+    return ModelConfig(
+        name=m["name"] or _default_model_name(m),
+        path=m["path"],
+        format=m["format"],
+        factory=m["factory"],
+        weights=m["weights"],
+        trusted=m["trusted"],
+        url=m["url"],
+        headers=headers,
+        timeout_s=m["timeout_s"],
+        retries=m["retries"],
+        batch_size=m["batch_size"],
+        n_classes=m["n_classes"],
+        class_names=tuple(m["class_names"]) if m["class_names"] else None,
+        device=m["device"],
     )
 
 

@@ -13,6 +13,7 @@ the message, and no secret is ever part of a message.
     │   └── ModelInputMismatchError         model and data disagree (shape, classes)
     ├── ModelLoadError                      a model file or factory could not be loaded: .path
     │   └── UntrustedArtifactError          refusing to load code-bearing files (pickle, TorchScript, .pt2)
+    │       └── ScanBlockedError            the model-file scan found a problem or could not finish
     ├── MissingDependencyError (ImportError) an optional extra is not installed: .extra
     ├── RemoteModelError                    a remote endpoint failed after retries: .url (never headers)
     ├── BudgetExceeded                      a cooperative time budget ran out: .budget_s
@@ -37,6 +38,7 @@ __all__ = [
     "RegistryError",
     "RemoteModelError",
     "ReportError",
+    "ScanBlockedError",
     "StoreError",
     "UntrustedArtifactError",
 ]
@@ -106,6 +108,11 @@ class ModelLoadError(GarrisonError):
 
 class UntrustedArtifactError(ModelLoadError):
     """Loading would execute code from an artifact that is neither scanned clean nor marked trusted."""
+
+
+class ScanBlockedError(UntrustedArtifactError):
+    """The model-file scan found code execution, an unknown callable or format abuse, or could not scan the file
+    fully, so the file was not loaded."""
 
 
 class MissingDependencyError(GarrisonError, ImportError):

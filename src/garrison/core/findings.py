@@ -67,9 +67,10 @@ class Evidence:
         return cls(data["key"], data.get("value"), bool(data.get("sensitive", False)))
 
 
-def fingerprint_of(rule_id: str, subject_name: str, location: str | None) -> str:
-    """Stable identity of a finding: rule, the subject's logical name and the locator; never digests or values."""
-    raw = "\x1f".join((rule_id, subject_name, location or ""))
+def fingerprint_of(rule_id: str, subject_name: str, location: str | None, symbol: str | None = None) -> str:
+    """Stable identity of a finding: rule, the subject's logical name and the locator (location plus symbol);
+    never digests, line numbers or evidence values."""
+    raw = "\x1f".join((rule_id, subject_name, location or "", *((symbol,) if symbol else ())))
     return hashlib.sha256(raw.encode()).hexdigest()[:32]
 
 
@@ -77,6 +78,8 @@ def fingerprint_of(rule_id: str, subject_name: str, location: str | None) -> str
 class Finding:
     """A problem found in a subject.
 
+    ``symbol`` names what inside the location the finding is about (a callable, a test id, a function), so that two
+    findings of one rule in one file keep distinct fingerprints that survive edits shifting ``line``.
     ``location`` is a locator inside the subject (a file path with ``!member`` for archives, a feature name, a
     probe id such as ``fuzz:nan``). ``references`` are versioned ids (``atlas:AML.T0011.000``,
     ``owasp-ml:2023:ML06``). The fingerprint is derived, never passed in.
@@ -91,6 +94,7 @@ class Finding:
     threat_model: str = ""
     evidence: tuple[Evidence, ...] = ()
     location: str | None = None
+    symbol: str | None = None
     line: int | None = None
     references: tuple[str, ...] = ()
     remediation: str = ""
@@ -102,7 +106,9 @@ class Finding:
     def __post_init__(self) -> None:
         if not self.fingerprint:
             object.__setattr__(
-                self, "fingerprint", fingerprint_of(self.rule_id, self.subject.name, self.location)
+                self,
+                "fingerprint",
+                fingerprint_of(self.rule_id, self.subject.name, self.location, self.symbol),
             )
 
     @property
@@ -114,7 +120,14 @@ class Finding:
         return replace(self, triage=status, triage_note=note)
 
     def sort_key(self) -> tuple[int, int, str, str, str]:
-        return (-self.severity.rank, self.stage.order, self.rule_id, self.location or "", self.fingerprint)
+        return (
+            -self.severity.rank,
+            self.stage.order,
+            self.rule_id,
+            self.location or "",
+            self.symbol or "",
+            self.fingerprint,
+        )
 
     def evidence_dict(self, *, include_sensitive: bool = False) -> dict[str, Any]:
         return {e.key: e.value for e in self.evidence if include_sensitive or not e.sensitive}
@@ -130,6 +143,7 @@ class Finding:
             "threat_model": self.threat_model,
             "evidence": [e.to_dict() for e in self.evidence],
             "location": self.location,
+            "symbol": self.symbol,
             "line": self.line,
             "references": list(self.references),
             "remediation": self.remediation,
@@ -151,6 +165,7 @@ class Finding:
             threat_model=data.get("threat_model", ""),
             evidence=tuple(Evidence.from_dict(e) for e in data.get("evidence", [])),
             location=data.get("location"),
+            symbol=data.get("symbol"),
             line=data.get("line"),
             references=tuple(data.get("references", [])),
             remediation=data.get("remediation", ""),

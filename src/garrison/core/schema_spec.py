@@ -89,10 +89,14 @@ def validate(
         return ConfigError(message, path=path, key=at_key or None, line=at_line)
 
     name = f"`{key}`" if key else "the document"
-    if node is None:
-        if spec.nullable or not spec.required:
+    if node is None:  # `key:` with nothing after it
+        if spec.nullable:
             return None
-        raise fail(f"{name} must not be empty")
+        if spec.required:
+            raise fail(f"{name} must not be empty")
+        if spec.kind == "map":  # an empty section: its own required keys still apply
+            return validate({}, spec, path=path, key=key, line=line)
+        return _default(spec)
     kind = spec.kind
     if kind == "any":
         return _plain(node)
