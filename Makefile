@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup demo test lint format bench bench-env clean
+.PHONY: setup demo test lint format bench bench-env bench-scan clean
 
 setup: $(STAMP)
 
@@ -36,5 +36,18 @@ format: setup
 bench: setup
 	$(BIN)/python bench/startup.py
 
+# Peer scanners for bench/, each in its own venv (never in .venv: their pins conflict).
+BENCH_PEERS := modelscan picklescan fickling
+
+bench-env:
+	@for peer in $(BENCH_PEERS); do \
+		test -x .bench-env-$$peer/bin/python || $(PYTHON) -m venv .bench-env-$$peer; \
+		.bench-env-$$peer/bin/python -m pip install --quiet -r bench/requirements-$$peer.txt; \
+	done
+
+bench-scan: setup bench-env
+	$(BIN)/python bench/scan_bench.py --rounds 5
+	$(BIN)/python bench/corpus_bench.py
+
 clean:
-	rm -rf $(VENV) garrison-report demo-workdir .pytest_cache .ruff_cache
+	rm -rf $(VENV) .bench-env-* garrison-report demo-workdir .pytest_cache .ruff_cache
