@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import os
 import sys
-import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from garrison.cli.console import err_console, info, warn
 from garrison.cli.state import STATE, store_url
+from garrison.core.atomic_write import write_atomic
 
 if TYPE_CHECKING:
     from garrison.core import Report
@@ -85,11 +84,7 @@ def emit(report: Report, fmt: str, output: Path | None, *, include_sensitive: bo
     if output is None:
         sys.stdout.write(text)
         return
-    output.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{output.name}.", dir=output.parent)
-    with os.fdopen(fd, "w", encoding="utf-8") as fh:
-        fh.write(text)
-    os.replace(tmp, output)
+    write_atomic(output, text)
     info(f"wrote {output}")
 
 

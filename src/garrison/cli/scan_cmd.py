@@ -7,7 +7,6 @@ import datetime as dt
 import io
 import os
 import sys
-import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -17,6 +16,7 @@ import typer
 
 from garrison.cli.console import err_console, info
 from garrison.cli.state import STATE
+from garrison.core.atomic_write import write_atomic
 
 if TYPE_CHECKING:
     from garrison.core import Report
@@ -220,15 +220,7 @@ def _write(output: Path | None, text: str) -> None:
         sys.stdout.write(text)
         sys.stdout.flush()
         return
-    output.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{output.name}.", dir=output.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-        os.replace(tmp, output)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_atomic(output, text)
     info(f"wrote {output}")
 
 

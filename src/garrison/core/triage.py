@@ -9,13 +9,13 @@ no longer applies (and the gate raises GAR-POL-002).
 from __future__ import annotations
 
 import datetime as dt
-import os
-import tempfile
+import io
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from garrison.core.atomic_write import write_atomic
 from garrison.core.errors import ConfigError
 from garrison.core.findings import TriageStatus
 from garrison.core.schema_spec import Spec, line_of, load_yaml, validate
@@ -181,18 +181,12 @@ def save_triage(triage: Triage, path: str | Path = DEFAULT_TRIAGE_PATH) -> Path:
     from ruamel.yaml import YAML
 
     p = Path(path)
-    p.parent.mkdir(parents=True, exist_ok=True)
     yaml = YAML(typ="safe", pure=True)
     yaml.default_flow_style = False
-    fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", dir=p.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(_HEADER)
-            yaml.dump(triage.to_dict(), fh)
-        os.replace(tmp, p)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    buffer = io.StringIO()
+    buffer.write(_HEADER)
+    yaml.dump(triage.to_dict(), buffer)
+    write_atomic(p, buffer.getvalue())
     return p
 
 

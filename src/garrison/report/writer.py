@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import os
-import tempfile
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
+from garrison.core.atomic_write import write_atomic
 from garrison.core.audit_report import Report
 from garrison.core.errors import RegistryError
 from garrison.report.html import render_html
@@ -90,19 +89,4 @@ def write_reports(
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     mode = 0o600 if include_sensitive else 0o644
-    return {fmt: _write_atomic(out / FILE_NAMES[fmt], texts[fmt], mode) for fmt in wanted}
-
-
-def _write_atomic(path: Path, text: str, mode: int) -> Path:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(text.encode("utf-8"))
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.chmod(tmp, mode)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    return {fmt: write_atomic(out / FILE_NAMES[fmt], texts[fmt], mode=mode) for fmt in wanted}

@@ -8,7 +8,6 @@ signature made with another key or a damaged signature file all fail verificatio
 
 from __future__ import annotations
 
-import os
 import re
 import tempfile
 from collections.abc import Iterable
@@ -16,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from garrison.core.atomic_write import write_atomic
 from garrison.core.errors import InputError, MissingDependencyError
 from garrison.core.findings import Finding, Subject, SubjectKind
 from garrison.core.rules import SC_SIGNATURE
@@ -142,7 +142,7 @@ def sign_model(model_path: Path, *, private_key: Path, signature: Path | None = 
         produced = Path(scratch) / SIGNATURE_FILE_NAME
         try:
             config.sign(model, produced)
-            _write_atomically(target, produced.read_bytes(), mode=0o644)
+            write_atomic(target, produced.read_bytes(), mode=0o644)
         except OSError as exc:
             raise InputError(f"cannot sign the model: {exc.strerror or exc}", path=model) from None
     return target
@@ -243,18 +243,5 @@ def generate_keypair(private_key: Path, public_key: Path, *, overwrite: bool = F
     public_pem = key.public_key().public_bytes(
         serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
     )
-    _write_atomically(private_key, private_pem, mode=0o600)
-    _write_atomically(public_key, public_pem, mode=0o644)
-
-
-def _write_atomically(path: Path, data: bytes, *, mode: int) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)  # created with mode 0600
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-        os.chmod(tmp, mode)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_atomic(private_key, private_pem, mode=0o600)
+    write_atomic(public_key, public_pem, mode=0o644)
