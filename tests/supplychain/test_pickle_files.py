@@ -121,3 +121,13 @@ def test_mutated_pickles_never_raise(data: st.DataObject) -> None:
     result = scan_bytes(mutated, name="m.pkl")
     assert result.exit_code() in (0, 1, 3)
     assert not any("failed" in item.reason for item in result.incomplete), result.incomplete
+
+
+def test_each_callable_is_its_own_finding_with_its_own_fingerprint() -> None:
+    from garrison.supplychain import scan_bytes
+    from tests.supplychain import pickles
+
+    result = scan_bytes(pickles.getattr_import("os", "getcwd"), name="evil.pkl")
+    critical = [f for f in result.findings if f.rule_id == "GAR-SC-001"]
+    assert {f.symbol for f in critical} == {"builtins.getattr", "builtins.__import__", "os.getcwd"}
+    assert len({f.fingerprint for f in critical}) == 3

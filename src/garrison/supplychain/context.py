@@ -123,14 +123,17 @@ class ScanContext:
         evidence: Mapping[str, Any] | None = None,
         severity: Severity | None = None,
         sensitive: Iterable[str] = (),
+        symbol: str | None = None,
     ) -> None:
-        """Record a finding of ``rule`` located at a blob (its location) or an explicit location string."""
+        """Record a finding of ``rule`` located at a blob (its location) or an explicit location string.
+        ``symbol`` (e.g. the callable) keeps several findings of one rule in one file apart."""
         location = where.location if isinstance(where, Blob) else where
         self._findings.append(
             rule.finding(
                 subject=self._subject,
                 message=message,
                 location=location,
+                symbol=symbol,
                 evidence=dict(evidence or {}),
                 severity=severity,
                 check_id=SCAN_CHECK_ID,

@@ -87,13 +87,20 @@ def _report_call(call: PickleCall, location: str, ctx: ScanContext) -> None:
     name = f"{call.module}.{call.qualname}" if call.module else call.qualname
     evidence = {"callable": name, "chain": call.chain, "offset": call.offset}
     if call.verdict is Verdict.DANGEROUS:
-        ctx.report(SC_CODE_EXECUTION, location, f"loading calls {name}: {call.reason}", evidence=evidence)
+        ctx.report(
+            SC_CODE_EXECUTION,
+            location,
+            f"loading calls {name}: {call.reason}",
+            evidence=evidence,
+            symbol=name,
+        )
     elif call.verdict is Verdict.UNKNOWN:
         ctx.report(
             SC_UNKNOWN_GLOBAL,
             location,
             f"loading imports {name}, which is not on the allowlist",
             evidence=evidence,
+            symbol=name,
         )
 
 
