@@ -124,7 +124,6 @@ def test_mutated_pickles_never_raise(data: st.DataObject) -> None:
 
 
 def test_each_callable_is_its_own_finding_with_its_own_fingerprint() -> None:
-    from garrison.supplychain import scan_bytes
     from tests.supplychain import pickles
 
     result = scan_bytes(pickles.getattr_import("os", "getcwd"), name="evil.pkl")
