@@ -1,7 +1,7 @@
 """Fail when a runtime dependency of garrison (its closure with every runtime extra) is under GPL, AGPL, SSPL or
 the Business Source License (SPDX BUSL-1.1; BSL-1.0 is the permissive Boost licence). LGPL (weak copyleft, used as a library) is allowed and listed.
 
-Usage: python scripts/check_licenses.py [--extras torch,onnx,postgres]
+Usage: python scripts/check_licenses.py [--extras torch,onnx,postgres,signing,codescan]
 """
 
 from __future__ import annotations
@@ -60,7 +60,7 @@ def closure(root: str, extras: set[str]) -> dict[str, metadata.Distribution]:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--extras", default="torch,onnx,postgres")
+    parser.add_argument("--extras", default="torch,onnx,postgres,signing,codescan")
     args = parser.parse_args()
     deps = closure("garrison", set(filter(None, args.extras.split(","))))
     bad = []
