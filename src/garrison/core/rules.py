@@ -494,3 +494,37 @@ CODE_BANDIT = register_rule(
         references=("cwe:710",),
     )
 )
+
+# --- adversarial robustness ------------------------------------------------------------------------------------
+
+ROBUST_GRADIENT_MASKING = register_rule(
+    Rule(
+        id="GAR-RB-001",
+        title="Gradient masking suspected",
+        severity=Severity.HIGH,
+        stage=Stage.MODEL,
+        description="The white-box evaluation shows a sign of gradient masking (Carlini et al., 'On Evaluating "
+        "Adversarial Robustness'): black-box or transfer attacks beat white-box ones, accuracy does not fall towards "
+        "zero as ε grows, more iterations or restarts still help, input gradients are zero, NaN or uninformative, "
+        "or outputs are randomised. White-box robust accuracy would then flatter the model; the check reports the "
+        "strongest result it can get instead (black-box attacks, BPDA, EOT).",
+        remediation="Treat the reported robustness as an upper bound. Remove non-differentiable or random input "
+        "transforms from the defence, or evaluate it with adaptive attacks (BPDA, EOT) before relying on it.",
+        references=("atlas:AML.T0043", "atlas:AML.T0015", "owasp-ml:2023:ML01"),
+        threat_model="An attacker who crafts inputs with knowledge of the model (white-box) or queries (black-box).",
+    )
+)
+ROBUST_SELFTEST_FAILED = register_rule(
+    Rule(
+        id="GAR-RB-002",
+        title="Attack self-test failed",
+        severity=Severity.HIGH,
+        stage=Stage.MODEL,
+        description="An attack did not find an adversarial example on a model modified so that one provably exists "
+        "(Zimmermann et al. 2022, 'Increasing Confidence in Adversarial Robustness Evaluations'). Its robust "
+        "accuracy cannot be trusted on this model.",
+        remediation="Increase the attack's steps or restarts, check the model's input scaling against the threat "
+        "model, and rerun; report the issue if it persists.",
+        references=("atlas:AML.T0043", "owasp-ml:2023:ML01"),
+    )
+)
