@@ -50,6 +50,7 @@ data:
 checks:
   fuzzing: {{budget_s: 60, max_features: 4}}
   performance: {{budget_s: 60, n_bootstrap: 20}}
+  robustness: {{budget_s: 120, n_samples: 20, queries: 50, steps: 10, min_perturbation: false}}
 policy:
   thresholds:
     performance.accuracy: {{min: 0.8}}
@@ -60,14 +61,14 @@ policy:
 
 
 def _assert_ok(report: Any) -> None:
-    assert {r.check_id for r in report.results} == {"artifact", "fuzzing", "performance"}
+    assert {r.check_id for r in report.results} == {"artifact", "fuzzing", "performance", "robustness"}
     status = {r.check_id: r.status for r in report.results}
     files = [a for a in report.run.artifacts if a.role in ("model", "weights")]
     # the model file is scanned first (artifact stage); a remote model has no file to scan
     assert status["artifact"] is (CheckStatus.OK if files else CheckStatus.SKIPPED), [
         r.error for r in report.results
     ]
-    assert status["fuzzing"] is status["performance"] is CheckStatus.OK
+    assert status["fuzzing"] is status["performance"] is status["robustness"] is CheckStatus.OK
     accuracy = report.result("performance").metric("accuracy")
     assert accuracy.value >= 0.8
     assert report.decision.thresholds[0].passed

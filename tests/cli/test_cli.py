@@ -238,7 +238,7 @@ def test_joblib_model_is_scanned_then_audited(project: Path) -> None:
     assert main(["audit", "--config", "garrison.yaml", "-f", "json", "-o", "r.json", "--no-store"]) in (0, 1)
     report = json.loads((project / "r.json").read_text())
     status = {r["check_id"]: r["status"] for r in report["results"]}
-    assert status == {"artifact": "ok", "fuzzing": "ok", "performance": "ok"}
+    assert status == {"artifact": "ok", "fuzzing": "ok", "performance": "ok", "robustness": "ok"}
     assert not any(f["rule_id"].startswith("GAR-SC") for f in report["decision"]["findings"])
 
 

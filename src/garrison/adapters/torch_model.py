@@ -86,6 +86,11 @@ class TorchClassifier(BaseClassifier):
         super().__init__(name=name, n_classes=n_classes, input_spec=input_spec)
 
     @property
+    def output(self) -> str:
+        """What the module returns: ``"logits"`` (softmax applied here) or ``"probabilities"``."""
+        return self._output
+
+    @property
     def torch_module(self) -> Any:
         """The wrapped module, in eval mode on ``device``."""
         return self._module

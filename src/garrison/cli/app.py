@@ -46,6 +46,12 @@ def _register() -> None:
 
     for module in (init_cmd, audit_cmd, demo_cmd, findings_cmd, catalog_cmd, scan_cmd):
         module.register(app)
+    from garrison.cli import harden_cmd
+
+    harden_cmd.register(app)
+    from garrison.cli import robustness_cmd
+
+    robustness_cmd.register(app)
 
 
 _register()
