@@ -90,7 +90,7 @@ def _report_call(call: PickleCall, location: str, ctx: ScanContext) -> None:
         ctx.report(
             SC_CODE_EXECUTION,
             location,
-            f"loading calls {name}: {call.reason}",
+            f"loading calls {name}: {call.reason}" + (f"; call chain: {call.chain}" if call.chain else ""),
             evidence=evidence,
             symbol=name,
         )
