@@ -42,7 +42,7 @@ from garrison.core.errors import (
     UntrustedArtifactError,
 )
 from garrison.core.findings import Evidence, Finding, Subject, SubjectKind, TriageStatus, fingerprint_of
-from garrison.core.metrics import Metric
+from garrison.core.metrics import Metric, wilson_interval
 from garrison.core.policy import Policy, Threshold
 from garrison.core.results import CheckResult, CheckStatus, Figure
 from garrison.core.rules import ATLAS_RELEASE, Rule, all_rules, get_rule, reference_url, register_rule
@@ -116,4 +116,5 @@ __all__ = [
     "reference_url",
     "register_rule",
     "save_triage",
+    "wilson_interval",
 ]

@@ -6,7 +6,9 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["Metric"]
+__all__ = ["Z95", "Metric", "wilson_interval"]
+
+Z95 = 1.959963984540054  # two-sided 95 % normal quantile
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,3 +60,14 @@ def _finite_or_none(x: float | None) -> float | None:
     if x is None or not math.isfinite(x):
         return None
     return float(x)
+
+
+def wilson_interval(successes: int, n: int, z: float = Z95) -> tuple[float, float]:
+    """Wilson score interval of a binomial proportion (95 % by default); ``(nan, nan)`` when ``n`` is 0."""
+    if n <= 0:
+        return math.nan, math.nan
+    p = successes / n
+    denom = 1.0 + z * z / n
+    centre = (p + z * z / (2 * n)) / denom
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
+    return max(0.0, centre - half), min(1.0, centre + half)

@@ -6,20 +6,9 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
+from garrison.core.metrics import wilson_interval
+
 __all__ = ["CurvePoint", "wilson_interval"]
-
-_Z95 = 1.959963984540054
-
-
-def wilson_interval(successes: int, n: int, z: float = _Z95) -> tuple[float, float]:
-    """Wilson score interval of a binomial proportion (95 % by default); ``(nan, nan)`` when ``n`` is 0."""
-    if n <= 0:
-        return math.nan, math.nan
-    p = successes / n
-    denom = 1.0 + z * z / n
-    centre = (p + z * z / (2 * n)) / denom
-    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
-    return max(0.0, centre - half), min(1.0, centre + half)
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,7 @@ from garrison.audit.checks.svg import reliability_diagram
 from garrison.audit.context import AuditContext
 from garrison.core.errors import ModelInputMismatchError
 from garrison.core.findings import Finding
-from garrison.core.metrics import Metric
+from garrison.core.metrics import Z95, Metric, wilson_interval
 from garrison.core.results import CheckResult, CheckStatus, Figure
 from garrison.core.rules import PERF_DEAD_CLASS
 from garrison.core.schema_spec import Spec
@@ -28,19 +28,7 @@ if TYPE_CHECKING:
 
 __all__ = ["PerformanceCheck", "expected_calibration_error", "wilson_interval"]
 
-_Z95 = 1.959963984540054
 _BOOTSTRAP_BUDGET_EVERY = 10
-
-
-def wilson_interval(successes: int, n: int, z: float = _Z95) -> tuple[float, float]:
-    """Wilson score interval of a binomial proportion (95 % by default); ``(nan, nan)`` when ``n`` is 0."""
-    if n <= 0:
-        return math.nan, math.nan
-    p = successes / n
-    denom = 1.0 + z * z / n
-    centre = (p + z * z / (2 * n)) / denom
-    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
-    return max(0.0, centre - half), min(1.0, centre + half)
 
 
 def _bin_sizes(n: int, n_bins: int) -> np.ndarray:
@@ -149,7 +137,7 @@ class PerformanceCheck:
         onehot = np.eye(n_classes)[y]
         brier_rows = ((probs - onehot) ** 2).sum(axis=1)
         brier = float(brier_rows.mean())
-        brier_half = _Z95 * float(brier_rows.std(ddof=1)) / math.sqrt(n) if n > 1 else math.nan
+        brier_half = Z95 * float(brier_rows.std(ddof=1)) / math.sqrt(n) if n > 1 else math.nan
 
         n_correct = int(correct.sum())
         metrics = [
