@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup demo test lint format bench bench-env bench-scan clean
+.PHONY: setup demo test lint format bench bench-env bench-scan bench-encrypt clean
 
 setup: $(STAMP)
 
@@ -37,7 +37,7 @@ bench: setup
 	$(BIN)/python bench/startup.py
 
 # Peer scanners for bench/, each in its own venv (never in .venv: their pins conflict).
-BENCH_PEERS := modelscan picklescan fickling
+BENCH_PEERS := modelscan picklescan fickling presidio art
 
 bench-env:
 	@for peer in $(BENCH_PEERS); do \
@@ -48,6 +48,22 @@ bench-env:
 bench-scan: setup bench-env
 	$(BIN)/python bench/scan_bench.py --rounds 5
 	$(BIN)/python bench/corpus_bench.py
+
+bench-encrypt: setup
+	$(BIN)/python bench/encrypt_bench.py --rounds 5
+
+# Adversarial robustness against ART and torchattacks (issue #4); about an hour on 2 cores.
+bench-adv: setup bench-env
+	.bench-env-art/bin/python bench/adv_bench.py --repeats 5
+	.bench-env-art/bin/python bench/advtrain_bench.py --epochs 10
+	.bench-env-art/bin/python bench/ensemble_bench.py --rounds 3
+	$(BIN)/python bench/masking_bench.py
+
+# Data protection and privacy (issue #5).
+bench-privacy: setup bench-env
+	.bench-env-presidio/bin/python bench/anonymize_bench.py --rows 1000000 --presidio-rows 10000 --pool 10000
+	.bench-env-art/bin/python bench/mia_bench.py --models 32
+	$(BIN)/python bench/dp_logreg.py
 
 clean:
 	rm -rf $(VENV) .bench-env-* garrison-report demo-workdir .pytest_cache .ruff_cache

@@ -61,7 +61,15 @@ policy:
 
 
 def _assert_ok(report: Any) -> None:
-    assert {r.check_id for r in report.results} == {"artifact", "fuzzing", "performance", "robustness"}
+    assert {r.check_id for r in report.results} == {
+        "anonymity",
+        "artifact",
+        "fuzzing",
+        "performance",
+        "privacy",
+        "provenance",
+        "robustness",
+    }
     status = {r.check_id: r.status for r in report.results}
     files = [a for a in report.run.artifacts if a.role in ("model", "weights")]
     # the model file is scanned first (artifact stage); a remote model has no file to scan

@@ -97,3 +97,61 @@ def test_bad_arguments_are_refused(linear_digits: tuple) -> None:
         evaluate_robustness(model, x, y, eps=[0.1], norm="l1")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="eps_unit"):
         evaluate_robustness(model, x, y, eps=[0.1], eps_unit="pixels")  # type: ignore[arg-type]
+
+
+def test_adversarial_sets_match_the_verdicts(linear_digits: tuple) -> None:
+    from garrison.adapters.base import predict
+
+    model, x, y = linear_digits
+    ev = evaluate_robustness(model, x, y, eps=[0.1, 0.02], attacks=[PGD(steps=10)], masking=False, seed=0)
+    for k, e in enumerate(ev.eps):
+        adv = ev.extras["x_adv"][k]
+        assert adv.shape == x.shape and np.abs(adv - x).max() <= e + 1e-6
+        fooled = ev.clean_correct & ~ev.robust_correct[k]
+        assert fooled.any()
+        hit = predict(model, adv) == y
+        assert not hit[fooled].any()  # a sample counted as fooled holds the example that fooled it
+        assert hit[ev.robust_correct[k]].all()
+
+
+def test_randomised_model_keeps_its_worst_example_in_expectation(linear_digits: tuple) -> None:
+    """On a noisy model one-pass verdicts are luck: every sample gets an EOT example."""
+    from garrison.adapters.base import predict
+    from garrison.adapters.torch_model import TorchClassifier
+
+    class Noisy(torch.nn.Module):
+        def __init__(self, net: torch.nn.Module) -> None:
+            super().__init__()
+            self.net = net
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.net(x + 0.1 * torch.randn_like(x))
+
+    base, x, y = linear_digits
+    model = TorchClassifier(Noisy(base.torch_module), input_spec=base.input_spec, n_classes=10)
+    runs = {
+        masking: evaluate_robustness(
+            model,
+            x,
+            y,
+            eps=[0.1],
+            attacks=[PGD(steps=5)],
+            masking=masking,
+            adaptive_steps=20,
+            min_perturbation=False,
+            seed=0,
+        )
+        for masking in (False, True)
+    }
+    ev = runs[True]
+    assert ev.masking is not None and ev.masking.randomised
+    assert "adaptive-bpda-eot" in ev.attacks
+    adv = ev.extras["x_adv"][0]
+    assert np.abs(adv - x).max() <= 0.1 + 1e-6
+    assert (np.abs(adv - x).reshape(len(x), -1).max(axis=1) > 0).all()
+    expected = {}
+    for masking, run in runs.items():
+        torch.manual_seed(0)
+        expected[masking] = np.mean([predict(model, run.extras["x_adv"][0]) == y for _ in range(20)])
+    # the one-pass PGD examples are right on most passes; the EOT ones markedly less often
+    assert expected[True] < expected[False] - 0.1, expected

@@ -183,3 +183,18 @@ def test_bad_arguments_are_refused(digits: tuple[np.ndarray, ...], kwargs: dict,
     args = {"eps": EPS, **kwargs}
     with pytest.raises(ValueError, match=message):
         adversarial_training(_cnn(), x_tr[:20], y_tr[:20], **args)
+
+
+def test_val_fraction_zero_trains_on_everything_and_keeps_the_last_epoch() -> None:
+    from sklearn.datasets import load_digits
+
+    data = load_digits()
+    x = (data.images[:300] / 16.0).astype(np.float32)[:, None]
+    y = data.target[:300].astype(np.int64)
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(64, 10))
+    result = adversarial_training(net, x, y, eps=0.05, epochs=3, val_fraction=0.0, attack_steps=2, seed=0)
+    assert result.best_epoch == 3 and result.stop_reason == "completed"
+    assert all(np.isnan(row["robust_val_acc"]) for row in result.history)
+    with pytest.raises(ValueError, match="val_fraction"):
+        adversarial_training(net, x, y, eps=0.05, epochs=1, val_fraction=1.0)

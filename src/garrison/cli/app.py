@@ -52,14 +52,25 @@ def _register() -> None:
     from garrison.cli import robustness_cmd
 
     robustness_cmd.register(app)
+    from garrison.cli import train_cmd
+
+    train_cmd.register(app)
+    from garrison.cli import privacy_cmd
+
+    privacy_cmd.register(app)
+    from garrison.cli import protect_cmd
+
+    protect_cmd.register(app)
 
 
 _register()
 
 
 def _exit_code_for(exc: BaseException) -> int:
-    from garrison.core.errors import BudgetExceeded, RemoteModelError
+    from garrison.core.errors import BudgetExceeded, IntegrityError, RemoteModelError
 
+    if isinstance(exc, IntegrityError):  # altered, truncated or reordered ciphertext: a failed verification
+        return 1
     # a model that could not be fully queried makes the run incomplete; everything else is a usage/input error
     if isinstance(exc, RemoteModelError | BudgetExceeded):
         return 3

@@ -41,8 +41,13 @@ def harden_command(
     norm: str = typer.Option("linf", "--norm", help=f"Norm of the ε-ball: {'|'.join(_NORMS)}."),
     epochs: int = typer.Option(20, "--epochs", help="Most epochs to train (early stopping may end sooner)."),
     batch_size: int = typer.Option(128, "--batch-size", help="Training batch size."),
-    lr: float = typer.Option(1e-3, "--lr", help="Adam learning rate (cosine-decayed to lr/100)."),
+    lr: float = typer.Option(1e-3, "--lr", help="Adam learning rate (constant)."),
     patience: int = typer.Option(5, "--patience", help="Epochs without a better robust validation accuracy."),
+    val_fraction: float = typer.Option(
+        0.1,
+        "--val-fraction",
+        help="Share of the training data held out for early stopping; 0 trains on all of it and keeps the last epoch.",
+    ),
     output: Path | None = typer.Option(
         None,
         "--output",
@@ -82,11 +87,12 @@ def harden_command(
         ("--batch-size", batch_size, batch_size >= 1),
         ("--lr", lr, lr > 0),
         ("--patience", patience, patience >= 1),
+        ("--val-fraction", val_fraction, 0 <= val_fraction < 1),
         ("--eval-samples", eval_samples, eval_samples >= 1),
         ("--time-limit", time_limit, time_limit is None or time_limit > 0),
     ):
         if not ok:
-            raise typer.BadParameter(f"must be > 0, got {value!r}", param_hint=name)
+            raise typer.BadParameter(f"out of range, got {value!r}", param_hint=name)
 
     cfg = load_config(config, env=dict(os.environ))
     classifier, train, test = _load(cfg)
@@ -102,10 +108,12 @@ def harden_command(
     from garrison.robustness.training import adversarial_training
 
     def progress(epoch: int, row: dict[str, float]) -> None:
-        info(
-            f"  epoch {epoch:>3}  loss {row['loss']:.4f}  val clean {row['clean_acc']:.3f}  "
-            f"val robust {row['robust_val_acc']:.3f}  ({row['seconds']:.1f}s)"
+        val = (
+            ""
+            if row["clean_acc"] != row["clean_acc"]  # nan: no validation split
+            else f"val clean {row['clean_acc']:.3f}  val robust {row['robust_val_acc']:.3f}  "
         )
+        info(f"  epoch {epoch:>3}  loss {row['loss']:.4f}  {val}({row['seconds']:.1f}s)")
 
     info(f"training: {method}, ε={eps:g} ({norm}), up to {epochs} epochs on {len(x_train)} samples ...")
     started = time.perf_counter()
@@ -120,6 +128,7 @@ def harden_command(
         batch_size=batch_size,
         lr=lr,
         patience=patience,
+        val_fraction=val_fraction,
         seed=cfg.seed,
         lower=lower,
         upper=upper,

@@ -10,7 +10,8 @@ the message, and no secret is ever part of a message.
     ├── ConfigError (ValueError)            a garrison.yaml / policy / triage problem: .path, .key, .line
     ├── InputError (ValueError)             a data or model input that cannot be used: .path, .field
     │   ├── DataError                       unreadable, empty or inconsistent dataset
-    │   └── ModelInputMismatchError         model and data disagree (shape, classes)
+    │   ├── ModelInputMismatchError         model and data disagree (shape, classes)
+    │   └── WrongKeyError                   the key or passphrase given does not open an encrypted file: .path
     ├── ModelLoadError                      a model file or factory could not be loaded: .path
     │   └── UntrustedArtifactError          refusing to load code-bearing files (pickle, TorchScript, .pt2)
     │       └── ScanBlockedError            the model-file scan found a problem or could not finish
@@ -19,6 +20,7 @@ the message, and no secret is ever part of a message.
     ├── BudgetExceeded                      a cooperative time budget ran out: .budget_s
     ├── RegistryError (KeyError)            unknown or duplicate registry name: .name
     ├── ReportError (ValueError)            a report file is invalid or of an unknown schema version
+    ├── IntegrityError                      protected bytes were altered, truncated, reordered or extended: .path
     └── StoreError                          the persistence layer failed
 """
 
@@ -32,6 +34,7 @@ __all__ = [
     "DataError",
     "GarrisonError",
     "InputError",
+    "IntegrityError",
     "MissingDependencyError",
     "ModelInputMismatchError",
     "ModelLoadError",
@@ -41,6 +44,7 @@ __all__ = [
     "ScanBlockedError",
     "StoreError",
     "UntrustedArtifactError",
+    "WrongKeyError",
 ]
 
 
@@ -95,6 +99,10 @@ class DataError(InputError):
 
 class ModelInputMismatchError(InputError):
     """The model and the data disagree (input shape, number of classes, label values)."""
+
+
+class WrongKeyError(InputError):
+    """The key or passphrase given does not open this encrypted file (the data key does not unwrap)."""
 
 
 class ModelLoadError(GarrisonError):
@@ -155,6 +163,15 @@ class RegistryError(GarrisonError, KeyError):
 
 class ReportError(GarrisonError, ValueError):
     """A report file is invalid, or of a schema version this Garrison cannot read."""
+
+
+class IntegrityError(GarrisonError):
+    """Authenticated bytes failed verification: altered, truncated, reordered or extended. Exit code 1."""
+
+    def __init__(self, message: str, *, path: str | Path | None = None) -> None:
+        self.path = str(path) if path is not None else None
+        self.reason = message
+        super().__init__(f"{self.path}: {message}" if self.path else message)
 
 
 class StoreError(GarrisonError):

@@ -495,6 +495,111 @@ CODE_BANDIT = register_rule(
     )
 )
 
+# --- dataset provenance ---------------------------------------------------------------------------------------
+
+_PROVENANCE_REFS = ("atlas:AML.T0020", "atlas:AML.T0010.002", "owasp-ml:2023:ML02")
+_PROVENANCE_THREAT = "Anyone who can write to the dataset between its review and training or evaluation."
+
+DATA_FILE_CHANGED = register_rule(
+    Rule(
+        id="GAR-DS-001",
+        title="Dataset file changed since its manifest",
+        severity=Severity.HIGH,
+        stage=Stage.DATA,
+        description="A file of the dataset differs from the digest its manifest records, was added after the "
+        "manifest was written, or is gone. Training or evaluating on data that changed after it was reviewed is how "
+        "poisoned records and swapped test sets get in.",
+        remediation="Find out who changed the file and why, comparing it with a trusted copy; restore it, or review "
+        "the change and write and sign a new manifest (`garrison protect manifest DIR --private-key KEY`).",
+        references=(*_PROVENANCE_REFS, "cwe:345"),
+        threat_model=_PROVENANCE_THREAT,
+    )
+)
+DATA_MANIFEST_SIGNATURE = register_rule(
+    Rule(
+        id="GAR-DS-002",
+        title="Dataset manifest signature is missing or invalid",
+        severity=Severity.CRITICAL,
+        stage=Stage.DATA,
+        description="A signature was required, but the dataset manifest has none, or it does not verify with the "
+        "given public key: the manifest was edited after signing, another key signed it, or the signature is "
+        "damaged. A manifest that is not signed can be rewritten to match tampered data.",
+        remediation="Obtain the manifest and its signature from the data owner and verify them "
+        "(`garrison protect verify-manifest DIR --public-key KEY`); re-sign only after reviewing the data.",
+        references=(*_PROVENANCE_REFS, "cwe:347"),
+        threat_model=_PROVENANCE_THREAT,
+    )
+)
+DATA_UNSAFE_PATH = register_rule(
+    Rule(
+        id="GAR-DS-003",
+        title="Dataset path cannot be verified",
+        severity=Severity.HIGH,
+        stage=Stage.DATA,
+        description="A path under the dataset directory cannot be hashed safely: a symbolic link pointing outside "
+        "the dataset, a dangling link, a FIFO, socket or device, or a directory that cannot be read. A link out of "
+        "the dataset makes content the manifest does not cover readable as part of the dataset.",
+        remediation="Replace links with the files themselves or remove them, remove special files, fix "
+        "permissions, then write and sign a new manifest.",
+        references=(*_PROVENANCE_REFS, "cwe:59"),
+        threat_model=_PROVENANCE_THREAT,
+    )
+)
+
+# --- privacy -------------------------------------------------------------------------------------------------
+
+PRIVACY_MEMBERSHIP_LEAK = register_rule(
+    Rule(
+        id="GAR-PV-001",
+        title="Training records exposed to membership inference",
+        severity=Severity.MEDIUM,
+        stage=Stage.MODEL,
+        description="A membership-inference attack (loss threshold, LiRA or RMIA) tells the "
+        "model's training records from held-out ones better than chance at a low false-positive rate, with 95 % "
+        "confidence: an attacker who queries the model can confirm that particular records were in its training "
+        "data. The most exposed records are listed in the evidence (marked sensitive).",
+        remediation="Train with differential privacy (garrison.privacy.make_private, DP-SGD), regularise "
+        "(weight decay, early stopping, data augmentation), or return labels or rounded scores instead of full "
+        "probabilities; re-audit the most exposed records.",
+        references=("atlas:AML.T0024.000", "owasp-ml:2023:ML04"),
+        threat_model="A black-box attacker who queries the model's probabilities and can train reference models "
+        "on data from the same distribution.",
+    )
+)
+PRIVACY_DP_CLAIM_CONTRADICTED = register_rule(
+    Rule(
+        id="GAR-PV-002",
+        title="Differential-privacy claim contradicted by an attack",
+        severity=Severity.CRITICAL,
+        stage=Stage.MODEL,
+        description="The model is claimed (or accounted) to be (ε, δ)-differentially private, which caps every "
+        "membership attack's TPR at min(e^ε·FPR + δ, 1 − e^−ε(1 − δ − FPR)) (minimum over the accountant's δ "
+        "grid). A measured attack's TPR lower confidence bound exceeds that cap at its FPR's upper confidence "
+        "bound (Clopper–Pearson, Bonferroni-corrected): the claim cannot be true for this model.",
+        remediation="Do not ship the privacy claim. Check that DP-SGD ran with the stated noise multiplier, "
+        "sampling rate and steps (Poisson sampling, per-sample clipping, no non-private pre-training on the same "
+        "data), recompute ε with the PRV or RDP accountant, and retrain.",
+        references=("atlas:AML.T0024.000", "owasp-ml:2023:ML04"),
+        threat_model="A black-box attacker who queries the model's probabilities and can train reference models "
+        "on data from the same distribution.",
+    )
+)
+PRIVACY_ATTRIBUTE_INFERENCE = register_rule(
+    Rule(
+        id="GAR-PV-003",
+        title="Sensitive attribute inferable from the model's outputs",
+        severity=Severity.MEDIUM,
+        stage=Stage.MODEL,
+        description="An attacker who knows a record's other features and the model's output on it guesses the "
+        "record's sensitive feature better than from the other features alone and better than the majority value, "
+        "with 95 % confidence (attribute inference; Fredrikson et al. 2014, ART's AttributeInferenceBlackBox).",
+        remediation="Remove the sensitive feature (and its proxies) from the model's inputs if it is not needed, "
+        "return labels or coarser scores instead of full probabilities, or train with differential privacy.",
+        references=("atlas:AML.T0024.001", "owasp-ml:2023:ML03"),
+        threat_model="A black-box attacker who queries the model and knows the other features of the victim's record.",
+    )
+)
+
 # --- adversarial robustness ------------------------------------------------------------------------------------
 
 ROBUST_GRADIENT_MASKING = register_rule(

@@ -84,7 +84,7 @@ def pgd_attack(
     return _pgd(
         model, x, y, eps=eps, norm=norm, lower=lower, upper=upper, project=project, steps=steps,
         restarts=restarts, step_size=step_size, seed=seed, batch_size=batch_size, deadline=deadline,
-        loss="ce", bpda=False, eot_samples=1,
+        loss="ce", bpda=False, eot_samples=1, decay=False,
     )  # fmt: skip
 
 
@@ -108,6 +108,7 @@ def adaptive_attack(
 ) -> np.ndarray:
     """PGD with BPDA (straight-through rounding), a logit-margin loss and EOT over ``eot_samples`` passes.
 
+    Without ``step_size`` the step is ε/10 (L∞; ε/5 for L2), halved at 1/2 and again at 3/4 of ``steps``.
     Returns adversarial examples of ``x``'s shape (the highest-loss point found per sample), inside the
     ``eps``-ball and the ``[lower, upper]`` box, projected by ``project(x_adv, x)`` when given.
     """
@@ -116,7 +117,7 @@ def adaptive_attack(
     return _pgd(
         model, x, y, eps=eps, norm=norm, lower=lower, upper=upper, project=project, steps=steps,
         restarts=restarts, step_size=step_size, seed=seed, batch_size=batch_size, deadline=deadline,
-        loss="margin", bpda=True, eot_samples=eot_samples,
+        loss="margin", bpda=True, eot_samples=eot_samples, decay=True,
     )  # fmt: skip
 
 
@@ -139,6 +140,7 @@ def _pgd(
     loss: str,
     bpda: bool,
     eot_samples: int,
+    decay: bool,
 ) -> np.ndarray:
     torch = _torch()
     if eps < 0:
@@ -149,7 +151,9 @@ def _pgd(
     spec = model.input_spec
     x = spec.conform(np.asarray(x))
     y = np.asarray(y, dtype=np.int64)
-    if step_size is None:
+    if step_size is None and decay:
+        step_size = eps / 10 if norm == "linf" else eps / 5
+    elif step_size is None:
         step_size = 2.5 * eps / max(steps, 1) if norm == "linf" else 2.5 * eps / max(steps, 1) * 2
     try:
         device = next(module.parameters()).device
@@ -178,14 +182,17 @@ def _pgd(
                     adv = _random_start(torch, xb, eps, norm)
                 adv = _clip(torch, adv, xb, eps, norm, lo, hi)
                 adv = _projected(torch, project, adv, xb)
-                for _ in range(steps + 1):
+                for i in range(steps + 1):
                     grad, value = _gradient(torch, module, adv, yb, loss, bpda, eot_samples)
                     better = value > best_loss
                     best[better], best_loss[better] = adv[better], value[better]
                     if eps == 0:
                         break
+                    # a large step crosses the flat regions of a shattered or noisy loss; halving it at 1/2 and
+                    # 3/4 of the budget then settles into the best region found (EOT estimates stay noisy)
+                    size = step_size / (2 ** ((i >= steps // 2) + (i >= 3 * steps // 4)) if decay else 1)
                     with torch.no_grad():
-                        adv = adv + step_size * _direction(torch, grad, norm)
+                        adv = adv + size * _direction(torch, grad, norm)
                         adv = _clip(torch, adv, xb, eps, norm, lo, hi)
                         adv = _projected(torch, project, adv, xb)
             out[start : start + batch_size] = best.detach().cpu().numpy()

@@ -37,7 +37,9 @@ class RobustnessEvaluation:
     ``robust_correct[k]`` marks the samples still correctly classified under attack at ``eps[k]``;
     ``median_min_perturbation`` is the smallest ε (from a bisection) at which half the correctly classified
     samples are fooled (``inf`` when that takes more than ``2 × max(eps)``). ``examples`` holds a few originals and
-    their adversarials at the middle ε, for figures.
+    their adversarials at the middle ε, for figures. ``extras["x_adv"][k]`` is the adversarial set at ``eps[k]``
+    (in the attack's units): per sample the example that fooled the model, else the adaptive attack's
+    highest-loss point when it ran, else the input — so a randomised model's verdicts can be re-scored.
     """
 
     norm: str
@@ -137,7 +139,7 @@ def evaluate_robustness(
     eps_unit: Literal["absolute", "range"] = "absolute",
     attacks: Any = None,
     masking: bool = True,
-    adaptive_steps: int = 50,
+    adaptive_steps: int = 100,
     min_perturbation: bool = True,
     bisection_rounds: int = 5,
     seed: int = 0,
@@ -194,6 +196,7 @@ def evaluate_robustness(
 
     clean = predict(target, x_in) == y
     robust: dict[int, np.ndarray] = {}
+    adversarials: dict[int, np.ndarray] = {}
     partial = False
     previous = clean.copy()
     examples = None
@@ -202,7 +205,7 @@ def evaluate_robustness(
         report("attacking", step, len(order))
         threat = ThreatModel(norm, radii[k], lower, upper, project)
         standing = previous.copy()
-        x_best = x_in.copy()
+        x_best = (x_in if step == 0 else adversarials[int(order[step - 1])]).copy()  # fooled at a smaller ε
         for attack in attack_list:
             idx = np.flatnonzero(standing)
             if expired():
@@ -215,11 +218,13 @@ def evaluate_robustness(
             standing[idx[fooled]] = False
             x_best[idx[fooled]] = result.x_adv[fooled]
         robust[int(k)] = standing
+        adversarials[int(k)] = x_best
         previous = standing
         if int(k) == middle:
             examples = (x_in, x_best)
     report("attacking", len(order), len(order))
     robust_list = [robust.get(int(k), clean.copy()) for k in range(len(radii))]
+    adv_list = [adversarials.get(int(k), x_in.copy()) for k in range(len(radii))]
 
     diagnosis = None
     white_box = None
@@ -240,8 +245,8 @@ def evaluate_robustness(
                 f"adaptive attack (BPDA straight-through, margin loss, EOT over {eot} passes)"
             )
             names.append("adaptive-bpda-eot")
-            robust_list = _adaptive(target, x_in, y, robust_list, radii, order, norm, lower, upper, project,
-                                    eot, adaptive_steps, seed, deadline)  # fmt: skip
+            robust_list = _adaptive(target, x_in, y, robust_list, adv_list, radii, order, norm, lower,
+                                    upper, project, eot, adaptive_steps, seed, deadline)  # fmt: skip
         elif diagnosis.suspected:
             notes.append(
                 "gradient masking suspected (" + ", ".join(diagnosis.fired) + ") on a black-box model"
@@ -273,6 +278,7 @@ def evaluate_robustness(
         notes=tuple(notes),
         partial=partial,
         elapsed_s=time.monotonic() - started,
+        extras={"x_adv": tuple(adv_list)},
     )
 
 
@@ -281,6 +287,7 @@ def _adaptive(
     x: np.ndarray,
     y: np.ndarray,
     robust_list: list[np.ndarray],
+    adv_list: list[np.ndarray],
     radii: tuple[float, ...],
     order: np.ndarray,
     norm: str,
@@ -292,21 +299,42 @@ def _adaptive(
     seed: int,
     deadline: float | None,
 ) -> list[np.ndarray]:
-    """Each radius's standing samples attacked again with BPDA/EOT; worst case kept and carried to larger ε."""
+    """Each radius's standing samples attacked again with BPDA/EOT; worst case kept and carried to larger ε.
+
+    ``adv_list`` is updated in place: an attacked sample keeps the adaptive attack's point (whether it fooled the
+    model or is its highest-loss point); a sample fooled at a smaller ε keeps that radius's example.
+
+    On a randomised model (``eot > 1``) every verdict so far came from a single forward pass, so a sample counted
+    as fooled (or as misclassified when clean) may hold an example the model gets right on most passes: every
+    sample is attacked again, and each keeps whichever example (earlier or adaptive) the model gets right on fewer
+    of ``2 × eot`` passes."""
     out = [r.copy() for r in robust_list]
-    previous = None
+    previous, prev_k = None, 0
     for k in order:
         standing = out[k] if previous is None else out[k] & previous
-        idx = np.flatnonzero(standing)
+        if previous is not None:
+            carried = ~previous & robust_list[k]
+            adv_list[k][carried] = adv_list[prev_k][carried]
+        idx = np.arange(len(y)) if eot > 1 else np.flatnonzero(standing)
         if len(idx):
             adv = adaptive_attack(
                 model, x[idx], y[idx], eps=radii[k], norm=norm, lower=lower, upper=upper,  # type: ignore[arg-type]
                 project=project, eot_samples=eot, steps=steps, restarts=1, seed=seed, deadline=deadline,
             )  # fmt: skip
+            if eot > 1:
+                earlier = adv_list[k][idx]
+                keep = _hit_rate(model, earlier, y[idx], 2 * eot) < _hit_rate(model, adv, y[idx], 2 * eot)
+                adv[keep] = earlier[keep]
+            adv_list[k][idx] = adv
             standing[idx[predict(model, adv) != y[idx]]] = False
         out[k] = standing
-        previous = standing
+        previous, prev_k = standing, k
     return out
+
+
+def _hit_rate(model: Classifier, x: np.ndarray, y: np.ndarray, passes: int) -> np.ndarray:
+    """Per sample, the share of ``passes`` forward passes of a randomised model that classify it correctly."""
+    return np.mean([predict(model, x) == y for _ in range(passes)], axis=0)
 
 
 def _median_min_perturbation(

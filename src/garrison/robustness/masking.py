@@ -8,7 +8,10 @@ the attack relies on:
   (shattered or vanishing gradients);
 - ``large_eps``: PGD at an ε spanning the whole input range leaves accuracy well above zero;
 - ``more_steps``: a PGD with 4× the steps and 2 restarts is markedly stronger than the baseline one;
-- ``black_box``: a score-based black-box attack (Square) fools samples the white-box PGD could not.
+- ``black_box``: a score-based black-box attack (Square) fools samples that both white-box PGDs (the baseline and
+  the 4×-steps one) left standing;
+- ``transfer``: PGD on a small surrogate distilled from the model's own probabilities around the samples, transferred
+  to the model, fools samples the white-box PGD could not.
 
 Any fired signal makes :attr:`MaskingDiagnosis.suspected` true (rule GAR-RB-001). Only ``randomised`` applies to
 models without gradients.
@@ -36,6 +39,7 @@ _LARGE_EPS_ACCURACY = 0.1
 _STEPS_GAIN = 0.05
 _BLACK_BOX_GAIN = 0.05
 _SQUARE_QUERIES = 200
+_TRANSFER_GAIN = 0.05
 
 
 @dataclass(frozen=True)
@@ -87,12 +91,14 @@ def diagnose_masking(
     steps: int = 20,
     n_samples: int = 100,
     black_box: bool = True,
+    transfer: bool = True,
     seed: int = 0,
     deadline: float | None = None,
 ) -> MaskingDiagnosis:
     """Run the checklist on up to ``n_samples`` correctly classified samples of ``(x, y)`` at radius ``eps``.
 
     ``steps`` is the baseline PGD's budget; the ``more_steps`` signal compares it with 4× the steps and 2 restarts.
+    ``black_box`` and ``transfer`` switch the Square and the surrogate-transfer signals on.
     """
     x = model.input_spec.conform(np.asarray(x))
     y = np.asarray(y, dtype=np.int64)
@@ -147,7 +153,10 @@ def diagnose_masking(
             model, xs, ys, eps=eps, norm=norm, steps=4 * steps, restarts=2, seed=seed + 1, deadline=deadline,
             **bounds,
         )  # fmt: skip
-        strong_acc = float(np.mean(base_hit & (predict(model, strong) == ys)))
+        # what the white-box attacks, at their strongest, leave standing: black-box and transfer attacks must
+        # beat this, not the short baseline, or a robust model's slow PGD convergence reads as masking
+        standing = base_hit & (predict(model, strong) == ys)
+        strong_acc = float(np.mean(standing))
         signals.append(
             MaskingSignal(
                 "more_steps",
@@ -158,10 +167,14 @@ def diagnose_masking(
         )
         if black_box and not expired():
             signal = _black_box_signal(
-                model, xs[base_hit], ys[base_hit], len(xs), eps, norm, bounds, seed, deadline
+                model, xs[standing], ys[standing], len(xs), eps, norm, bounds, seed, deadline
             )
             if signal is not None:
                 signals.append(signal)
+        if transfer and not expired():
+            signals.append(
+                _transfer_signal(model, xs, ys, standing, eps, norm, bounds, steps, seed, deadline)
+            )
     return MaskingDiagnosis(tuple(signals), len(xs))
 
 
@@ -218,4 +231,41 @@ def _black_box_signal(
         extra > _BLACK_BOX_GAIN,
         f"Square ({_SQUARE_QUERIES} queries) fools {extra:.1%} of the samples that survived white-box PGD",
         {"black_box_gain": extra},
+    )
+
+
+def _transfer_signal(
+    model: Any,
+    xs: np.ndarray,
+    ys: np.ndarray,
+    base_hit: np.ndarray,
+    eps: float,
+    norm: Literal["linf", "l2"],
+    bounds: dict[str, Any],
+    steps: int,
+    seed: int,
+    deadline: float | None,
+) -> MaskingSignal:
+    """PGD on a surrogate distilled around all of ``xs``, transferred to the samples white-box PGD left standing."""
+    from garrison.robustness.surrogate import fit_surrogate
+
+    surrogate = fit_surrogate(model, xs, eps=eps, norm=norm, seed=seed, deadline=deadline, **bounds)
+    standing = np.flatnonzero(base_hit)
+    values: dict[str, float] = {}
+    if len(standing):
+        adv = pgd_attack(
+            surrogate, xs[standing], ys[standing], eps=eps, norm=norm, steps=max(steps, 20), seed=seed,
+            deadline=deadline, **bounds,
+        )  # fmt: skip
+        extra = float(np.sum(predict(model, adv) != ys[standing])) / len(xs)
+        values["surrogate_robust_accuracy"] = float(np.mean(predict(surrogate, adv) == ys[standing]))
+    else:
+        extra = 0.0
+    agreement = float(np.mean(predict(surrogate, xs) == predict(model, xs)))
+    return MaskingSignal(
+        "transfer",
+        extra > _TRANSFER_GAIN,
+        f"PGD on a distilled surrogate ({agreement:.0%} agreement), transferred, fools {extra:.1%} of the samples "
+        "that survived white-box PGD",
+        {"transfer_gain": extra, "surrogate_agreement": agreement, **values},
     )

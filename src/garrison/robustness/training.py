@@ -1,7 +1,9 @@
 """Adversarial training of torch models: PGD-AT (Madry et al. 2018) and TRADES (Zhang et al. 2019).
 
-Schedule (one that works for small models without tuning): Adam at ``lr`` with a cosine decay to ``lr / 100``
-over all steps of ``epochs``, and ε ramped linearly over the first ``eps_warmup`` epochs (epoch k of them trains at
+Schedule (one that works for small models without tuning): Adam at a constant ``lr`` (``lr_schedule="cosine"``
+decays it to ``lr / 100`` over all steps of ``epochs``; on short budgets that costs accuracy — 10 epochs on the
+digits CNN: clean 0.89 vs 0.94, robust 0.68 vs 0.71 — and early stopping already guards against robust
+overfitting, Rice et al. 2020), and ε ramped linearly over the first ``eps_warmup`` epochs (epoch k of them trains at
 ε·k/(eps_warmup+1); default: a fifth of ``epochs``, at most 5) so the model first learns the clean task.
 Adversarial examples are crafted in eval mode (batch-norm statistics are not updated by attack steps), with a
 random start and ``attack_steps`` signed-gradient (L∞) or normalised-gradient (L2) steps of size
@@ -10,8 +12,9 @@ box ``[lower, upper]``.
 
 Early stopping watches the robust validation accuracy (the same PGD at the full ε, on a held-out split of the
 *training* data: the test set is never seen; the same random start every epoch, so epochs compare fairly) and
-restores the weights of the best full-ε epoch (a tie goes to the later epoch; with a small validation split the
-number is noisy, so ``patience`` should not be too short). The module is returned in eval mode. Training is
+restores the weights of the latest full-ε epoch whose robust validation accuracy is within one binomial standard
+error of the best (the one-standard-error rule: a small validation split measures noisily, and of two epochs level
+within the noise the later has trained longer; for the same reason ``patience`` should not be too short). The module is returned in eval mode. Training is
 deterministic under ``seed``; the caller's global torch RNG state is left untouched.
 """
 
@@ -31,6 +34,7 @@ __all__ = ["METHODS", "TrainingResult", "adversarial_training", "pgd_accuracy"]
 
 METHODS = ("pgd-at", "trades")
 _NORMS = ("linf", "l2")
+_SCHEDULES = ("constant", "cosine")
 
 
 @dataclass(frozen=True)
@@ -81,6 +85,7 @@ def adversarial_training(
     attack_step_size: float | None = None,
     trades_beta: float = 6.0,
     eps_warmup: int | None = None,
+    lr_schedule: Literal["constant", "cosine"] = "constant",
     x_val: np.ndarray | None = None,
     y_val: np.ndarray | None = None,
     val_fraction: float = 0.1,
@@ -95,14 +100,18 @@ def adversarial_training(
 
     ``method`` is ``"pgd-at"`` (cross-entropy on PGD examples) or ``"trades"`` (clean cross-entropy plus
     ``trades_beta`` × KL(adversarial ‖ clean), adversarial examples maximising the KL). Without ``x_val`` a
-    seeded, stratified ``val_fraction`` of the training data is held out for early stopping. ``progress`` is
-    called after each epoch with its number and history row; ``deadline`` (a ``time.monotonic()`` value) stops
+    seeded, stratified ``val_fraction`` of the training data is held out for early stopping; ``val_fraction=0``
+    trains on all of it without early stopping and keeps the last epoch (validation figures are then nan).
+    ``lr_schedule`` is ``"constant"`` or ``"cosine"`` (see the module docstring). ``progress`` is called after
+    each epoch with its number and history row; ``deadline`` (a ``time.monotonic()`` value) stops
     training between batches, keeping the best finished epoch.
     """
     torch = _torch()
     _validate(
         method, norm, eps, epochs, batch_size, lr, attack_steps, attack_step_size, trades_beta, patience
     )
+    if lr_schedule not in _SCHEDULES:
+        raise ValueError(f"`lr_schedule` must be one of {', '.join(_SCHEDULES)}, got {lr_schedule!r}")
     x_tr, y_tr, x_va, y_va = _split(x_train, y_train, x_val, y_val, val_fraction, seed)
     step_size = attack_step_size if attack_step_size is not None else 2.5 * eps / attack_steps
     warmup = eps_warmup if eps_warmup is not None else min(5, epochs // 5)
@@ -124,8 +133,12 @@ def adversarial_training(
             raise ValueError("`module` has no trainable parameters")
         optimizer = torch.optim.Adam(params, lr=lr)
         steps_per_epoch = math.ceil(len(xt) / batch_size)
-        scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(
-            optimizer, T_max=epochs * steps_per_epoch, eta_min=lr / 100
+        scheduler = (
+            torch.optim.lr_scheduler.CosineAnnealingLR(
+                optimizer, T_max=epochs * steps_per_epoch, eta_min=lr / 100
+            )
+            if lr_schedule == "cosine"
+            else torch.optim.lr_scheduler.LambdaLR(optimizer, lambda _: 1.0)
         )
 
         history: list[dict[str, float]] = []
@@ -173,7 +186,9 @@ def adversarial_training(
             val_attack = _PGD(
                 torch, norm, step_size / eps, attack_steps, lo, hi, torch.Generator().manual_seed(seed + 1)
             )
-            clean_acc, robust_acc = _evaluate(module, val_attack, xv, yv, eps, torch)
+            clean_acc, robust_acc = (
+                _evaluate(module, val_attack, xv, yv, eps, torch) if len(xv) else (math.nan, math.nan)
+            )
             row = {
                 "epoch": float(epoch),
                 "loss": float(np.mean(losses)) if losses else math.nan,
@@ -188,8 +203,9 @@ def adversarial_training(
             # only full-ε epochs compete: a warm-up epoch is robust against a weaker attacker than it trained for
             if epoch <= warmup:
                 fallback_epoch, fallback_state = epoch, _snapshot(module)
-            elif robust_acc >= best_acc:  # a tie goes to the later, longer-trained epoch
-                best_acc, best_epoch, best_state = robust_acc, epoch, _snapshot(module)
+            elif not len(xv) or robust_acc >= best_acc - _standard_error(best_acc, len(xv)):
+                # the one-standard-error rule: the latest epoch statistically level with the best so far
+                best_acc, best_epoch, best_state = max(best_acc, robust_acc), epoch, _snapshot(module)
             elif epoch - best_epoch >= patience:
                 stop_reason = "early-stopping"
                 break
@@ -327,6 +343,11 @@ def _evaluate(
     return clean / len(x), robust / len(x)
 
 
+def _standard_error(accuracy: float, n: int) -> float:
+    """Binomial standard error of an accuracy measured on ``n`` samples (0 before the first full-ε epoch)."""
+    return math.sqrt(accuracy * (1 - accuracy) / n) if 0 <= accuracy <= 1 and n else 0.0
+
+
 def _split(
     x: np.ndarray,
     y: np.ndarray,
@@ -346,8 +367,10 @@ def _split(
         if len(x_val) != len(y_val) or len(x_val) == 0:
             raise ValueError(f"`y_val` must hold one label per sample ({len(x_val)}), got {len(y_val)}")
         return x, y, np.asarray(x_val), np.asarray(y_val)
+    if fraction == 0:  # no validation: train on everything, keep the last epoch
+        return x, y, x[:0], y[:0]
     if not 0 < fraction < 1:
-        raise ValueError(f"`val_fraction` must be in (0, 1), got {fraction!r}")
+        raise ValueError(f"`val_fraction` must be in [0, 1), got {fraction!r}")
     rng = np.random.default_rng(seed)
     val_idx: list[np.ndarray] = []
     for label in np.unique(y):  # stratified: every class keeps about `fraction` of its samples for validation
