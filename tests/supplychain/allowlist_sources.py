@@ -97,6 +97,7 @@ def scipy_names() -> set[str]:
 
 
 def sklearn_estimators() -> set[str]:
+    import sklearn.experimental.enable_halving_search_cv  # noqa: F401  (lists the Halving*SearchCV estimators)
     from sklearn.utils import all_estimators
 
     return {f"{cls.__module__}:{cls.__qualname__}" for _, cls in all_estimators()}

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 import typer
 
 from garrison.cli.console import info
+from garrison.cli.torch_project import label_arrays, load_torch_project
 
 if TYPE_CHECKING:
     import numpy as np
@@ -31,7 +32,6 @@ _ATTACK_NAMES = {
     "ensemble": "the default ensemble ({norm}) with gradient-masking diagnostics",
     "pgd": "PGD-{steps} ({norm}, random start, {restarts} restarts; a quick single-attack estimate)",
 }
-NEEDS_TORCH = "garrison harden needs a torch model (model.factory + weights)"
 
 
 def harden_command(
@@ -95,10 +95,10 @@ def harden_command(
             raise typer.BadParameter(f"out of range, got {value!r}", param_hint=name)
 
     cfg = load_config(config, env=dict(os.environ))
-    classifier, train, test = _load(cfg)
+    classifier, train, test = load_torch_project(cfg, command="harden", need_test=True)
     module = classifier.torch_module  # type: ignore[attr-defined]
-    x_train, y_train = _arrays(train, classifier.n_classes)
-    x_test, y_test = _arrays(test, classifier.n_classes)
+    x_train, y_train = label_arrays(train, classifier.n_classes)
+    x_test, y_test = label_arrays(test, classifier.n_classes)
     lower, upper = train.schema.bounds()
     x_eval, y_eval = _eval_subset(x_test, y_test, eval_samples, cfg.seed)
 
@@ -183,52 +183,6 @@ def harden_command(
 def _check_choice(value: str, choices: tuple[str, ...], hint: str) -> None:
     if value not in choices:
         raise typer.BadParameter(f"must be one of {', '.join(choices)}, got {value!r}", param_hint=hint)
-
-
-def _load(cfg: GarrisonConfig) -> tuple[Classifier, Any, Any]:
-    from garrison.adapters.loading import load_classifier, resolve_format
-    from garrison.core.errors import ConfigError
-    from garrison.data import load_datasets
-
-    if cfg.model is None:
-        raise ConfigError(NEEDS_TORCH, path=cfg.source, key="model")
-    model_path = cfg.resolve(cfg.model.path) if cfg.model.path else None
-    if not cfg.model.factory or resolve_format(cfg.model, model_path) != "torch":
-        raise ConfigError(NEEDS_TORCH, path=cfg.source, key="model.factory")
-    for role, src in (("train", cfg.data.train), ("test", cfg.data.test)):
-        if src is None:
-            raise ConfigError(f"garrison harden needs `data.{role}`", path=cfg.source, key=f"data.{role}")
-    assert cfg.data.train is not None
-    assert cfg.data.test is not None
-    datasets = load_datasets(
-        {"train": cfg.data.train, "test": cfg.data.test}, base_dir=cfg.base_dir, overrides=cfg.data.features
-    )
-    train, test = datasets["train"], datasets["test"]
-    classifier = load_classifier(
-        cfg.model,
-        base_dir=cfg.base_dir,
-        sample_shape=tuple(test.x.shape[1:]),
-        codec=test.codec,
-        feature_names=test.schema.names(),
-    )
-    return classifier, train, test
-
-
-def _arrays(dataset: Any, n_classes: int) -> tuple[np.ndarray, np.ndarray]:
-    import numpy as np
-
-    from garrison.core.errors import DataError
-
-    y = np.asarray(dataset.y)
-    if dataset.y is None or not np.issubdtype(y.dtype, np.integer):
-        raise DataError(
-            "a torch model is trained on integer class labels 0..n_classes-1", path=dataset.path, field="y"
-        )
-    if len(y) and (y.min() < 0 or y.max() >= n_classes):
-        raise DataError(
-            f"labels must lie in [0, {n_classes}), got {y.min()}..{y.max()}", path=dataset.path, field="y"
-        )
-    return np.asarray(dataset.x, dtype=np.float32), y.astype(np.int64)
 
 
 def _eval_subset(x: np.ndarray, y: np.ndarray, n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:

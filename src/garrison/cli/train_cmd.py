@@ -14,18 +14,17 @@ from typing import TYPE_CHECKING, Any
 import typer
 
 from garrison.cli.console import info
+from garrison.cli.torch_project import label_arrays, load_torch_project
 
 if TYPE_CHECKING:
     import numpy as np
 
-    from garrison.adapters.base import Classifier
     from garrison.core.config import GarrisonConfig
 
 __all__ = ["register"]
 
 SCHEMA_VERSION = 1
 _ACCOUNTANTS = ("prv", "rdp")
-NEEDS_TORCH = "garrison train needs a torch model (model.factory + weights)"
 
 
 def train_command(
@@ -88,9 +87,9 @@ def train_command(
         raise typer.BadParameter("only applies with --dp", param_hint="--epsilon/--delta")
 
     cfg = load_config(config, env=dict(os.environ))
-    classifier, train, test = _load(cfg)
+    classifier, train, test = load_torch_project(cfg, command="train", need_test=False)
     module = classifier.torch_module  # type: ignore[attr-defined]
-    x_train, y_train = _arrays(train, classifier.n_classes)
+    x_train, y_train = label_arrays(train, classifier.n_classes)
 
     def progress(epoch: int, row: dict[str, float]) -> None:
         info(f"  epoch {epoch:>3}  loss {row['loss']:.4f}")
@@ -143,7 +142,7 @@ def train_command(
 
     test_acc = None
     if test is not None:
-        x_test, y_test = _arrays(test, classifier.n_classes)
+        x_test, y_test = label_arrays(test, classifier.n_classes)
         test_acc = _accuracy(module, x_test, y_test)
     doc: dict[str, Any] = {
         "schema_version": SCHEMA_VERSION,
@@ -217,50 +216,6 @@ def _accuracy(module: Any, x: np.ndarray, y: np.ndarray) -> float:
     with torch.no_grad():
         pred = module(torch.from_numpy(x)).argmax(dim=1).numpy()
     return float((pred == y).mean()) if len(y) else float("nan")
-
-
-def _load(cfg: GarrisonConfig) -> tuple[Classifier, Any, Any]:
-    from garrison.adapters.loading import load_classifier, resolve_format
-    from garrison.core.errors import ConfigError
-    from garrison.data import load_datasets
-
-    if cfg.model is None:
-        raise ConfigError(NEEDS_TORCH, path=cfg.source, key="model")
-    model_path = cfg.resolve(cfg.model.path) if cfg.model.path else None
-    if not cfg.model.factory or resolve_format(cfg.model, model_path) != "torch":
-        raise ConfigError(NEEDS_TORCH, path=cfg.source, key="model.factory")
-    if cfg.data.train is None:
-        raise ConfigError("garrison train needs `data.train`", path=cfg.source, key="data.train")
-    sources = {"train": cfg.data.train}
-    if cfg.data.test is not None:
-        sources["test"] = cfg.data.test
-    datasets = load_datasets(sources, base_dir=cfg.base_dir, overrides=cfg.data.features)
-    train = datasets["train"]
-    classifier = load_classifier(
-        cfg.model,
-        base_dir=cfg.base_dir,
-        sample_shape=tuple(train.x.shape[1:]),
-        codec=train.codec,
-        feature_names=train.schema.names(),
-    )
-    return classifier, train, datasets.get("test")
-
-
-def _arrays(dataset: Any, n_classes: int) -> tuple[np.ndarray, np.ndarray]:
-    import numpy as np
-
-    from garrison.core.errors import DataError
-
-    y = np.asarray(dataset.y)
-    if dataset.y is None or not np.issubdtype(y.dtype, np.integer):
-        raise DataError(
-            "a torch model is trained on integer class labels 0..n_classes-1", path=dataset.path, field="y"
-        )
-    if len(y) and (y.min() < 0 or y.max() >= n_classes):
-        raise DataError(
-            f"labels must lie in [0, {n_classes}), got {y.min()}..{y.max()}", path=dataset.path, field="y"
-        )
-    return np.asarray(dataset.x, dtype=np.float32), y.astype(np.int64)
 
 
 def _default_output(cfg: GarrisonConfig, dp: bool) -> Path:

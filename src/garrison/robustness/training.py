@@ -198,8 +198,6 @@ def adversarial_training(
                 "seconds": time.perf_counter() - started,
             }
             history.append(row)
-            if progress is not None:
-                progress(epoch, row)
             # only full-ε epochs compete: a warm-up epoch is robust against a weaker attacker than it trained for
             if epoch <= warmup:
                 fallback_epoch, fallback_state = epoch, _snapshot(module)
@@ -208,6 +206,9 @@ def adversarial_training(
                 best_acc, best_epoch, best_state = max(best_acc, robust_acc), epoch, _snapshot(module)
             elif epoch - best_epoch >= patience:
                 stop_reason = "early-stopping"
+            if progress is not None:  # after the snapshot: the callback sees the epoch as it was measured
+                progress(epoch, row)
+            if stop_reason == "early-stopping":
                 break
         if not best_epoch:  # no full-ε epoch finished: the last warm-up epoch, or the initial weights
             best_epoch, best_state = fallback_epoch, fallback_state

@@ -63,3 +63,32 @@ def test_measures_raw_and_anonymised_tables(project: Path) -> None:
 def test_unknown_quasi_identifier_is_an_error(project: Path) -> None:
     result = AnonymityCheck(quasi_identifiers=["age", "postcode"]).run(_context(project))
     assert result.status == CheckStatus.ERROR and "'postcode'" in (result.error or "")
+
+
+def test_a_k_anonymity_threshold_fails_a_real_audit(project: Path) -> None:
+    import skops.io
+    from sklearn.linear_model import LogisticRegression
+
+    from garrison.audit.check import CheckRegistry
+    from garrison.audit.runner import audit
+    from garrison.core.config import load_config
+
+    train = pd.read_csv(project / "train.csv")
+    skops.io.dump(LogisticRegression().fit(train[["age"]], train["label"]), project / "model.skops")
+    pd.DataFrame({"age": train["age"], "label": train["label"]}).to_csv(project / "model.csv", index=False)
+    registry = CheckRegistry()
+    registry.register(AnonymityCheck)
+
+    def run(path: str) -> int:
+        (project / "garrison.yaml").write_text(
+            "model: {name: m, path: model.skops}\n"
+            "data:\n  train: {path: model.csv, label: label}\n  test: {path: model.csv, label: label}\n"
+            f"checks:\n  anonymity: {{path: {path}, quasi_identifiers: [age, zip], sensitive: dx}}\n"
+            "policy:\n  thresholds:\n    anonymity.k_anonymity: {min: 5}\n"
+        )
+        report = audit(load_config(project / "garrison.yaml"), registry=registry)
+        assert report.decision is not None
+        return int(report.decision.exit_code)
+
+    assert run("train.csv") == 1  # k = 1 on the raw table
+    assert run("shared.csv") == 0  # Mondrian to k = 5

@@ -25,9 +25,9 @@ _ALPHA_MAX = 0.1
 class FAB:
     """FAB, targeted over the ``n_target_classes`` most likely wrong classes (the AutoAttack member ``FAB-T``).
 
-    The projection onto the linearised boundary ignores the box and is clipped after (the paper solves the
-    box-constrained projection exactly). Needs a model with a ``torch_module``. A sample counts as fooled only
-    if the smallest adversarial example found lies within ``eps``.
+    The projection onto the linearised boundary respects the box exactly for L∞ (the paper's box-constrained
+    projection); for L2 it is computed without the box and clipped after. Needs a model with a ``torch_module``.
+    A sample counts as fooled only if the smallest adversarial example found lies within ``eps``.
     """
 
     def __init__(
@@ -179,10 +179,10 @@ class FAB:
                 best[better] = x_k[better]
                 best_norm = torch.where(better, dist, best_norm)
                 g = g.detach()
-                d_k = _to_plane(w, g, threat.norm)
+                d_k = _to_plane(w, g, threat.norm, x_k, lo, hi)
                 # the plane through x_k, seen from the clean point: g + w . (x - x_k)
                 g_orig = g + (w * (x - x_k)).flatten(1).sum(1)
-                d_0 = _to_plane(w, g_orig, threat.norm)
+                d_0 = _to_plane(w, g_orig, threat.norm, x, lo, hi)
                 n_k, n_0 = _norm(d_k, threat.norm), _norm(d_0, threat.norm)
                 alpha = (n_k / (n_k + n_0).clamp_min(1e-12)).clamp(max=_ALPHA_MAX).view(expand)
                 x_next = (1 - alpha) * (x_k + _ETA * d_k) + alpha * (x + _ETA * d_0)
@@ -204,10 +204,47 @@ def _norm(d: Any, norm: str) -> Any:
     return flat.abs().amax(dim=1) if norm == "linf" else flat.norm(dim=1)
 
 
-def _to_plane(w: Any, g: Any, norm: str) -> Any:
-    """The minimal-norm step ``d`` with ``g + w . d = 0``."""
+def _to_plane(w: Any, g: Any, norm: str, start: Any, lo: Any, hi: Any) -> Any:
+    """The minimal-norm step ``d`` with ``g + w . d = 0`` and ``lo <= start + d <= hi`` (L∞: exact; L2: the
+    unconstrained step, clipped to the box by the caller). When no step inside the box reaches the plane, the
+    L∞ step goes as far towards it as the box allows."""
     expand = (-1, *([1] * (w.ndim - 1)))
     flat = w.flatten(1)
-    if norm == "linf":
-        return -(g / flat.abs().sum(1).clamp_min(1e-12)).view(expand) * w.sign()
-    return -(g / (flat**2).sum(1).clamp_min(1e-12)).view(expand) * w
+    if norm != "linf":
+        return -(g / (flat**2).sum(1).clamp_min(1e-12)).view(expand) * w
+    return _to_plane_linf_box(w, g, start, lo, hi)
+
+
+def _to_plane_linf_box(w: Any, g: Any, start: Any, lo: Any, hi: Any) -> Any:
+    """``min ||d||∞`` subject to ``w . d = -g`` and the box, per sample.
+
+    Each coordinate moves in the direction that closes the gap (``-sign(g) sign(w_i)``) by ``min(t, room_i)``,
+    ``room_i`` being the distance to the box that way; the closing ``f(t) = Σ |w_i| min(t, room_i)`` is piecewise
+    linear and increasing in ``t``, so the smallest ``t`` with ``f(t) = |g|`` is found on the sorted rooms. Moving
+    any coordinate less could only need a larger ``t`` elsewhere, so this is optimal (the FAB paper's projection
+    for the L∞ case).
+    """
+    import torch
+
+    n = len(w)
+    direction = -torch.sign(g).view(-1, *([1] * (w.ndim - 1))) * torch.sign(w)
+    room = torch.where(direction > 0, hi - start, start - lo).clamp_min(0.0)
+    room = torch.where(direction == 0, torch.zeros_like(room), room).reshape(n, -1)
+    a = w.abs().reshape(n, -1)
+    need = g.abs()
+    rooms, order = room.sort(dim=1)
+    weights = a.gather(1, order)
+    # f at each sorted breakpoint b_k: Σ_{i<k} a_i r_i + b_k Σ_{i>=k} a_i
+    below = torch.cumsum(weights * rooms, dim=1) - weights * rooms
+    above = weights.flip(1).cumsum(1).flip(1)
+    f_at = below + rooms * above
+    reach = f_at >= need[:, None]
+    feasible = reach.any(dim=1)
+    k = torch.where(
+        feasible, reach.float().argmax(dim=1), torch.full_like(need, rooms.shape[1] - 1, dtype=torch.long)
+    )
+    p_k = below.gather(1, k[:, None]).squeeze(1)
+    s_k = above.gather(1, k[:, None]).squeeze(1)
+    t = torch.where(feasible, (need - p_k) / s_k.clamp_min(torch.finfo(s_k.dtype).tiny), rooms[:, -1])
+    step = torch.minimum(t[:, None], room) * (a > 0)
+    return direction * step.view_as(w)
