@@ -147,6 +147,7 @@ def write(name: str, header: str, lines: set[str]) -> None:
 def sklearn_pickle_globals() -> set[str]:
     """sklearn.* globals that pickles of every estimator fitted on tiny data import."""
     import numpy as np
+    import sklearn.experimental.enable_halving_search_cv  # noqa: F401  (lists the Halving*SearchCV estimators)
     from sklearn.datasets import make_classification, make_regression
     from sklearn.linear_model import LogisticRegression, Ridge
     from sklearn.utils import all_estimators

@@ -103,6 +103,7 @@ def test_benign_corpus_has_no_finding_at_medium_or_above(
 def test_benign_corpus_covers_every_estimator_protocol_and_joblib_mode(
     benign_corpus: tuple[Path, benign.BenignCorpus],
 ) -> None:
+    import sklearn.experimental.enable_halving_search_cv  # noqa: F401  (lists the Halving*SearchCV estimators)
     from sklearn.utils import all_estimators
 
     directory, corpus = benign_corpus

@@ -175,6 +175,7 @@ def _inputs(name: str, x: Any, targets: tuple[Any, ...]) -> list[tuple[Any, ...]
 
 def _fitted_estimators() -> tuple[list[tuple[str, object]], dict[str, str]]:
     import numpy as np
+    import sklearn.experimental.enable_halving_search_cv  # noqa: F401  (lists the Halving*SearchCV estimators)
     from sklearn.utils import all_estimators
 
     rng = np.random.default_rng(0)
