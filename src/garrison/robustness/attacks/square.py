@@ -27,7 +27,8 @@ _SCHEDULE = (
 
 
 class Square:
-    """Random square-shaped updates at the corners of the ``eps``-ball, kept when the margin loss drops.
+    """Random square-shaped updates at the corners of the ``eps``-ball (L∞) or moved pseudo-Gaussian mass between two
+    windows on the ``eps``-sphere (L2, the paper's scheme), kept when the margin loss drops.
 
     Uses only ``predict_proba``. Inputs of shape ``(c, h, w)`` get square windows; flat tabular inputs
     windows of consecutive features. ``queries`` is the per-sample query budget.
@@ -70,8 +71,7 @@ class Square:
         if threat.norm == "linf":
             init = grid + eps * rng.choice([-1.0, 1.0], size=(len(x), c, 1, w))
         else:
-            noise = rng.standard_normal(grid.shape)
-            init = grid + eps * noise / np.linalg.norm(noise.reshape(len(x), -1), axis=1)[:, None, None, None]
+            init = grid + eps * _unit(_l2_init(rng, len(x), c, h, w))
         adv = threat.clip(init.reshape(x.shape), xf)
         loss = margin(adv, y)
         used = 1
@@ -81,6 +81,8 @@ class Square:
                 break
             p = _p_selection(self.p_init, i, self.queries)
             sh, sw = _window(p, h, w)
+            if threat.norm == "l2" and h >= 3 and w >= 3:  # the paper's L2 windows are at least 3 × 3
+                sh = sw = max(sh, 3)
             xa = grid[active]
             delta = adv[active].reshape(len(active), c, h, w) - xa
             vh = rng.integers(0, h - sh + 1)
@@ -90,26 +92,14 @@ class Square:
                     [-1.0, 1.0], size=(len(active), c, 1, 1)
                 )
             else:
-                window = delta[:, :, vh : vh + sh, vw : vw + sw]
-                spare = np.maximum(eps**2 - (delta.reshape(len(active), -1) ** 2).sum(axis=1), 0.0)
-                budget = np.sqrt((window.reshape(len(active), -1) ** 2).sum(axis=1) + spare)
-                pattern = _pattern(sh, sw)[None, None] * rng.choice([-1.0, 1.0], size=(len(active), c, 1, 1))
-                scale = budget / max(np.linalg.norm(pattern.reshape(len(active), -1)[0]), 1e-12)
-                delta[:, :, vh : vh + sh, vw : vw + sw] = pattern * scale[:, None, None, None]
+                delta = eps * _unit(_l2_step(rng, delta, eps, vh, vw, sh, sw))
             candidate = threat.clip((xa + delta).reshape((len(active), *x.shape[1:])), xf[active])
             new_loss = margin(candidate, y[active])
             used += 1
             better = new_loss < loss[active]
             adv[active[better]] = candidate[better]
             loss[active[better]] = new_loss[better]
-        notes: tuple[str, ...] = ()
-        if threat.norm == "l2":
-            notes = (
-                "L2 square: one-window update renormalised to the ball (not the paper's two-window scheme)",
-            )
-        return finalize(
-            self.name, model, x, y, adv, threat, queries=used, started=started, loss="margin", notes=notes
-        )
+        return finalize(self.name, model, x, y, adv, threat, queries=used, started=started, loss="margin")
 
 
 def _layout(shape: tuple[int, ...]) -> tuple[int, int, int]:
@@ -138,8 +128,74 @@ def _p_selection(p_init: float, it: int, n_iters: int) -> float:
     return p_init / divisor
 
 
-def _pattern(h: int, w: int) -> np.ndarray:
-    """A centre-peaked window (the paper's L2 pseudo-Gaussian: weight ``1 / (r + 1)^2`` by ring)."""
+def _unit(delta: np.ndarray) -> np.ndarray:
+    """Each sample's perturbation scaled to L2 norm 1."""
+    norms = np.linalg.norm(delta.reshape(len(delta), -1), axis=1)
+    return delta / np.maximum(norms, 1e-12).reshape(-1, *([1] * (delta.ndim - 1)))
+
+
+def _rings(h: int, w: int) -> np.ndarray:
+    """A centre-peaked ``h × w`` block of unit L2 norm (weight ``1 / (r + 1)²`` by ring, the paper's
+    pseudo-Gaussian)."""
     yy, xx = np.mgrid[0:h, 0:w]
     r = np.maximum(np.abs(yy - (h - 1) / 2), np.abs(xx - (w - 1) / 2))
-    return 1.0 / (r + 1.0) ** 2
+    block = 1.0 / (np.floor(r) + 1.0) ** 2
+    return block / np.linalg.norm(block)
+
+
+def _meta_pattern(rng: np.random.Generator, h: int, w: int) -> np.ndarray:
+    """Two pseudo-Gaussian halves of opposite sign, randomly transposed when square (the paper's L2 update)."""
+    if h < 2:  # flat inputs: halves along the row
+        half = max(1, w // 2)
+        out = np.concatenate([_rings(1, half), -_rings(1, w - half)], axis=1) if w > 1 else np.ones((1, 1))
+    else:
+        half = h // 2
+        out = np.concatenate([_rings(half, w), -_rings(h - half, w)], axis=0)
+        if h == w and rng.random() > 0.5:
+            out = out.T
+    return out / max(np.linalg.norm(out), 1e-12)
+
+
+def _l2_init(rng: np.random.Generator, n: int, c: int, h: int, w: int) -> np.ndarray:
+    """The paper's L2 start: a grid of pseudo-Gaussian blocks (side ``h // 5``) with random signs."""
+    side = max(1, h // 5) if h > 1 else max(1, w // 5)
+    sh = side if h > 1 else 1
+    delta = np.zeros((n, c, h, w))
+    for top in range((h - sh * (h // sh)) // 2, h - sh + 1, sh):
+        for left in range((w - side * (w // side)) // 2, w - side + 1, side):
+            block = _meta_pattern(rng, sh, side)
+            delta[:, :, top : top + sh, left : left + side] += block * rng.choice(
+                [-1.0, 1.0], size=(n, c, 1, 1)
+            )
+    return delta
+
+
+def _l2_step(
+    rng: np.random.Generator, delta: np.ndarray, eps: float, vh: int, vw: int, sh: int, sw: int
+) -> np.ndarray:
+    """The paper's L2 update: a new pseudo-Gaussian pattern in window 1 (plus its old content's direction), window
+    2 zeroed, and the mass of both windows (plus any spare budget) moved into window 1."""
+    n, c, h, w = delta.shape
+    vh2, vw2 = rng.integers(0, h - sh + 1), rng.integers(0, w - sw + 1)
+    for _ in range(10):  # a second window apart from the first, when the image has room for one
+        if abs(vh2 - vh) >= sh or abs(vw2 - vw) >= sw:
+            break
+        vh2, vw2 = rng.integers(0, h - sh + 1), rng.integers(0, w - sw + 1)
+    win1 = (slice(None), slice(None), slice(vh, vh + sh), slice(vw, vw + sw))
+    win2 = (slice(None), slice(None), slice(vh2, vh2 + sh), slice(vw2, vw2 + sw))
+    union = np.zeros((h, w), dtype=bool)
+    union[win1[2:]] = True
+    union[win2[2:]] = True
+
+    def norm(a: np.ndarray) -> np.ndarray:
+        return np.sqrt((a**2).sum(axis=(-2, -1), keepdims=True))
+
+    old = delta[win1]
+    new = _meta_pattern(rng, sh, sw)[None, None] * rng.choice([-1.0, 1.0], size=(n, c, 1, 1))
+    new = new + old / (norm(old) + 1e-12)
+    image = np.sqrt((delta**2).sum(axis=(1, 2, 3)))[:, None, None, None]
+    budget = np.maximum(eps**2 - image**2, 0.0) / c + norm(np.where(union, delta, 0.0)) ** 2
+    out = delta.copy()
+    out[win2] = 0.0
+    out[win1] = new / np.maximum(norm(new), 1e-12) * np.sqrt(budget)
+    return out
