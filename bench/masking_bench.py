@@ -34,7 +34,8 @@ more than 2 points above the reference (below it means Garrison's attack is the 
 
 Usage (Garrison from this checkout's src/; needs torch and scikit-learn):
     .venv/bin/python bench/masking_bench.py [--n 540] [--threads 1] [--models "Noisy(plain)" ...] [--json out.json]
-At n=540 a run takes about 17 min on 2 shared cores (Square on the shattered model dominates); --n 100 ~3 min.
+At n=540 a run takes about 6 min on a quiet 2-core machine (17 min when shared; Square on the shattered model
+dominates).
 """
 
 from __future__ import annotations
