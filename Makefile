@@ -55,6 +55,7 @@ bench-encrypt: setup
 # Adversarial robustness against ART and torchattacks (issue #4); about an hour on 2 cores.
 bench-adv: setup bench-env
 	.bench-env-art/bin/python bench/adv_bench.py --repeats 5
+	.bench-env-art/bin/python bench/apgd_same_starts.py
 	.bench-env-art/bin/python bench/advtrain_bench.py --epochs 10
 	.bench-env-art/bin/python bench/ensemble_bench.py --rounds 3
 	$(BIN)/python bench/masking_bench.py

@@ -9,6 +9,8 @@ loaded machine, the ratio of the fastest rounds).
 
 Bars (issue #4): Garrison PGD <= 1.1x floor; its robust accuracy within 0.5 points of ART's PGD;
 Garrison APGD-CE (same 40-step budget) <= 0.5x ART AutoProjectedGradientDescent's time, robust accuracy <= ART's.
+The two draw different random starts (torch's generator vs numpy's), which moves robust accuracy by a few samples
+either way; bench/apgd_same_starts.py compares them from the same starts.
 
 Usage (venv from bench/requirements-art.txt; Garrison is imported from this checkout's src/):
     .bench-env-art/bin/python bench/adv_bench.py [--repeats 5] [--json out.json]
