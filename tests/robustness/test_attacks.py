@@ -277,3 +277,25 @@ def test_l2_square_moves_mass_between_windows_like_the_paper(
     result = Square(queries=300).run(image, xi, y, threat, seed=0)
     assert threat.contains(result.x_adv, xi).all()
     assert np.mean(predict(image, result.x_adv) == y) <= 0.16
+
+
+class CountingClassifier(BaseClassifier):
+    """A scikit-learn model that counts how often it is asked (a remote endpoint pays per request)."""
+
+    def __init__(self, inner: SklearnClassifier) -> None:
+        super().__init__(name="counting", n_classes=inner.n_classes, input_spec=inner.input_spec)
+        self.inner, self.calls = inner, 0
+
+    def predict_proba(self, x: np.ndarray) -> np.ndarray:
+        self.calls += 1
+        return self.inner.predict_proba(x)
+
+
+def test_hopskipjump_asks_once_per_step_for_all_samples(sklearn_model):
+    model, x, y = sklearn_model
+    counting = CountingClassifier(model)
+    result = HopSkipJump(max_queries=300).run(counting, x, y, ThreatModel("l2", 2.0), seed=0)
+    # one sample at a time would take dozens of calls per sample (each bisection step is one); batched, every
+    # step of every sample shares a call
+    assert counting.calls < min(result.queries, 2 * len(x)), (counting.calls, result.queries)
+    assert robust_accuracy(model, x, y, result) < float(np.mean(predict(model, x) == y)) - 0.3
