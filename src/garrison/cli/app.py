@@ -58,6 +58,9 @@ def _register() -> None:
     from garrison.cli import privacy_cmd
 
     privacy_cmd.register(app)
+    from garrison.cli import poisoning_cmd
+
+    poisoning_cmd.register(app)
     from garrison.cli import protect_cmd
 
     protect_cmd.register(app)
