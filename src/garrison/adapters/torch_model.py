@@ -21,25 +21,17 @@ import numpy as np
 from garrison.adapters.base import BaseClassifier, InputSpec
 from garrison.core.errors import (
     ConfigError,
-    MissingDependencyError,
     ModelInputMismatchError,
     ModelLoadError,
     UntrustedArtifactError,
 )
+from garrison.core.optional import import_torch as _torch
 
 __all__ = ["TorchClassifier", "load_factory", "load_torch_export", "load_torchscript", "load_weights"]
 
 _OUTPUTS = ("logits", "probabilities")
 _FACTORY = re.compile(r"^[A-Za-z_]\w*(\.[A-Za-z_]\w*)*:[A-Za-z_]\w*(\.[A-Za-z_]\w*)*$")
 _UNTRUSTED_HINT = "mark the model `trusted: true` or scan it first (garrison scan)"
-
-
-def _torch() -> Any:
-    try:
-        import torch
-    except ImportError as exc:
-        raise MissingDependencyError("torch", extra="torch") from exc
-    return torch
 
 
 def _first_line(exc: BaseException) -> str:

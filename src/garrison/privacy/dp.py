@@ -21,8 +21,10 @@ from typing import Any, Literal
 
 import numpy as np
 
-from garrison.core.errors import InputError, MissingDependencyError
+from garrison.core.errors import InputError
 from garrison.core.metrics import Metric
+from garrison.core.optional import import_optional
+from garrison.core.optional import import_torch as _torch
 
 __all__ = [
     "ACCOUNTANTS",
@@ -53,21 +55,9 @@ _OPACUS_ADVISORIES = (
 )
 
 
-def _torch() -> Any:
-    try:
-        import torch
-    except ImportError as exc:
-        raise MissingDependencyError("torch", extra="torch") from exc
-    return torch
-
-
 def _opacus() -> Any:
     _torch()
-    try:
-        import opacus
-    except ImportError as exc:
-        raise MissingDependencyError("opacus", extra="privacy") from exc
-    return opacus
+    return import_optional("opacus", extra="privacy")
 
 
 @contextlib.contextmanager

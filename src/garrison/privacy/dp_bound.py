@@ -22,6 +22,7 @@ from typing import Any
 
 import numpy as np
 
+from garrison.core.optional import import_optional
 from garrison.privacy.roc import OperatingPoint, clopper_pearson
 
 __all__ = ["ClaimVerdict", "PrivacyBound", "bound_from_accountant", "bound_from_claim", "judge_claim"]
@@ -91,7 +92,6 @@ def bound_from_accountant(
     """The bound implied by DP-SGD's history (Opacus' ``accountant.history``: ``(noise_multiplier, sample_rate,
     steps)`` per phase), with ε(δ) from Opacus' ``prv`` or ``rdp`` accountant over the grid ``deltas``. A phase
     without noise makes ε infinite (no bound)."""
-    from garrison.core.errors import MissingDependencyError
 
     if accountant not in ("prv", "rdp"):
         raise ValueError(f"`accountant` must be prv or rdp, got {accountant!r}")
@@ -107,11 +107,8 @@ def bound_from_accountant(
         raise ValueError("`deltas` must be a non-empty list of values in (0, 1)")
     if any(sigma == 0 and steps > 0 for sigma, _, steps in history):
         return PrivacyBound(tuple((math.inf, d) for d in grid), source=f"{accountant} accountant (no noise)")
-    try:
-        from opacus.accountants import PRVAccountant, RDPAccountant
-    except ImportError as exc:  # pragma: no cover - depends on the install
-        raise MissingDependencyError("opacus", extra="privacy") from exc
-    acc = PRVAccountant() if accountant == "prv" else RDPAccountant()
+    accountants = import_optional("opacus.accountants", extra="privacy")
+    acc = accountants.PRVAccountant() if accountant == "prv" else accountants.RDPAccountant()
     acc.history = [(float(s), float(q), int(n)) for s, q, n in history]
     with warnings.catch_warnings():
         # "Optimal order is the largest alpha": RDP's ε (also used by PRV to size its domain) is then looser

@@ -19,19 +19,11 @@ from typing import Any, Literal
 
 import numpy as np
 
-from garrison.core.errors import MissingDependencyError
+from garrison.core.optional import import_torch as _torch
 
 __all__ = ["adaptive_attack", "pgd_attack", "straight_through"]
 
 Projection = Callable[[np.ndarray, np.ndarray], np.ndarray]
-
-
-def _torch() -> Any:
-    try:
-        import torch
-    except ImportError as exc:
-        raise MissingDependencyError("torch", extra="torch") from exc
-    return torch
 
 
 def straight_through() -> Any:

@@ -11,24 +11,16 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from typing import Any, Literal
+from typing import Literal
 
 import numpy as np
 
 from garrison.adapters.base import Classifier
 from garrison.adapters.torch_model import TorchClassifier
-from garrison.core.errors import MissingDependencyError
+from garrison.core.optional import import_torch as _torch
 from garrison.robustness.bpda import pgd_attack
 
 __all__ = ["fit_surrogate"]
-
-
-def _torch() -> Any:
-    try:
-        import torch
-    except ImportError as exc:
-        raise MissingDependencyError("torch", extra="torch") from exc
-    return torch
 
 
 def _ball_copies(

@@ -28,7 +28,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from garrison.core.errors import MissingDependencyError
+from garrison.core.optional import import_torch as _torch
 
 __all__ = ["METHODS", "TrainingResult", "adversarial_training", "pgd_accuracy"]
 
@@ -60,14 +60,6 @@ class TrainingResult:
             if row["epoch"] == self.best_epoch:
                 return float(row["robust_val_acc"])
         return math.nan
-
-
-def _torch() -> Any:
-    try:
-        import torch
-    except ImportError as exc:
-        raise MissingDependencyError("torch", extra="torch") from exc
-    return torch
 
 
 def adversarial_training(

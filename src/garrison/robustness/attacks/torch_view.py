@@ -7,18 +7,10 @@ from typing import Any
 import numpy as np
 
 from garrison.adapters.base import Classifier
-from garrison.core.errors import MissingDependencyError
+from garrison.core.optional import import_torch as _torch
 from garrison.robustness.threat import ThreatModel
 
 __all__ = ["TorchView", "torch_view"]
-
-
-def _torch() -> Any:
-    try:
-        import torch
-    except ImportError as exc:
-        raise MissingDependencyError("torch", extra="torch") from exc
-    return torch
 
 
 def torch_view(model: Classifier) -> TorchView | None:
