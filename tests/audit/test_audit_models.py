@@ -69,6 +69,7 @@ def _assert_ok(report: Any) -> None:
         "privacy",
         "provenance",
         "robustness",
+        "training",
     }
     status = {r.check_id: r.status for r in report.results}
     files = [a for a in report.run.artifacts if a.role in ("model", "weights")]

@@ -249,6 +249,7 @@ def test_joblib_model_is_scanned_then_audited(project: Path) -> None:
         "privacy": "ok",
         "provenance": "skipped",  # no dataset manifest in the project
         "robustness": "ok",
+        "training": "ok",
     }
     assert not any(f["rule_id"].startswith("GAR-SC") for f in report["decision"]["findings"])
 

@@ -42,28 +42,25 @@ def _global(
 
 
 def _register() -> None:
-    from garrison.cli import audit_cmd, catalog_cmd, demo_cmd, findings_cmd, init_cmd, scan_cmd
+    from garrison.cli import (
+        audit_cmd,
+        catalog_cmd,
+        data_cmd,
+        demo_cmd,
+        findings_cmd,
+        harden_cmd,
+        init_cmd,
+        poisoning_cmd,
+        privacy_cmd,
+        protect_cmd,
+        robustness_cmd,
+        scan_cmd,
+        train_cmd,
+    )
 
-    for module in (init_cmd, audit_cmd, demo_cmd, findings_cmd, catalog_cmd, scan_cmd):
+    for module in (init_cmd, audit_cmd, demo_cmd, findings_cmd, catalog_cmd, scan_cmd, harden_cmd, robustness_cmd,
+                   train_cmd, privacy_cmd, poisoning_cmd, protect_cmd, data_cmd):  # fmt: skip
         module.register(app)
-    from garrison.cli import harden_cmd
-
-    harden_cmd.register(app)
-    from garrison.cli import robustness_cmd
-
-    robustness_cmd.register(app)
-    from garrison.cli import train_cmd
-
-    train_cmd.register(app)
-    from garrison.cli import privacy_cmd
-
-    privacy_cmd.register(app)
-    from garrison.cli import poisoning_cmd
-
-    poisoning_cmd.register(app)
-    from garrison.cli import protect_cmd
-
-    protect_cmd.register(app)
 
 
 _register()

@@ -633,3 +633,112 @@ ROBUST_SELFTEST_FAILED = register_rule(
         references=("atlas:AML.T0043", "owasp-ml:2023:ML01"),
     )
 )
+
+
+_POISON_REFS = ("atlas:AML.T0020", "owasp-ml:2023:ML02")
+_POISON_THREAT = (
+    "Someone who can add or alter training records (a data supplier, a scraped source, an insider, a compromised "
+    "pipeline step) before the model is trained."
+)
+
+DATA_DUPLICATE_ROWS = register_rule(
+    Rule(
+        id="GAR-DI-001",
+        title="Duplicate rows in the training data",
+        severity=Severity.LOW,
+        stage=Stage.DATA,
+        description="Rows of the training set repeat other rows exactly or nearly (within the near-duplicate "
+        "tolerance). Duplicates weight some records more than others, inflate cross-validation scores, and are "
+        "how an injected record gets extra pull; the row indices are in the evidence.",
+        remediation="Find out why the rows repeat (a join, a retried ingest, an injected batch); deduplicate before "
+        "training, or keep the repeats deliberately and accept the finding.",
+        references=_POISON_REFS,
+        threat_model=_POISON_THREAT,
+    )
+)
+DATA_TEST_LEAKAGE = register_rule(
+    Rule(
+        id="GAR-DI-002",
+        title="Test rows leaked from the training data",
+        severity=Severity.MEDIUM,
+        stage=Stage.DATA,
+        description="Rows of the test set equal or nearly equal rows of the training set. Every metric measured on "
+        "them (accuracy, robustness, privacy) is measured on what the model memorised and flatters it.",
+        remediation="Split before deduplicating is undone: remove the leaked rows from the test set (or the "
+        "training set), and split by entity or time where records of one entity repeat.",
+        references=(),
+    )
+)
+DATA_CONFLICTING_LABELS = register_rule(
+    Rule(
+        id="GAR-DI-003",
+        title="Identical inputs with conflicting labels",
+        severity=Severity.MEDIUM,
+        stage=Stage.DATA,
+        description="Byte-identical training rows carry different labels: at least one label is wrong (a labelling "
+        "error or a label-flipping attack), or the features cannot determine the label.",
+        remediation="Review the groups in the evidence and correct or remove the wrong labels.",
+        references=_POISON_REFS,
+        threat_model=_POISON_THREAT,
+    )
+)
+DATA_CLASS_IMBALANCE = register_rule(
+    Rule(
+        id="GAR-DI-004",
+        title="Severe class imbalance",
+        severity=Severity.LOW,
+        stage=Stage.DATA,
+        description="The largest class has many times the rows of the smallest (the ratio and the counts are in "
+        "the evidence). Minority classes are learnt poorly and a few injected records move them most.",
+        remediation="Collect more minority rows, reweight or resample, and report per-class metrics.",
+        references=(),
+    )
+)
+DATA_LABEL_ISSUES = register_rule(
+    Rule(
+        id="GAR-DI-005",
+        title="Likely mislabelled training rows",
+        severity=Severity.MEDIUM,
+        stage=Stage.DATA,
+        description="Confident learning (cleanlab, on out-of-fold probabilities) finds rows whose given label "
+        "disagrees with what the rest of the data says, beyond the estimated noise of their class: label errors or "
+        "flipped labels. The indices, most suspicious first, and the suggested labels are in the evidence.",
+        remediation="Review the listed rows (most suspicious first) and fix or drop wrong labels; a cluster of "
+        "flips into one class is worth treating as an attack.",
+        references=_POISON_REFS,
+        threat_model=_POISON_THREAT,
+    )
+)
+DATA_POISONED_CLASS = register_rule(
+    Rule(
+        id="GAR-BD-001",
+        title="Training class looks poisoned",
+        severity=Severity.HIGH,
+        stage=Stage.DATA,
+        description="The rows of one class split into a separate population in the model's representation or in "
+        "feature space (spectral signatures, activation clustering, or nearest-neighbour label disagreement) far "
+        "beyond what the other classes show (a robust null across classes): the signature of a backdoor or "
+        "targeted poisoning. The suspect row indices and their scores are in the evidence.",
+        remediation="Inspect the suspect rows (a shared patch or pattern, labels that do not match the content); "
+        "remove them (`garrison data scan --write-clean`), retrain, and scan the retrained model for a backdoor.",
+        references=(*_POISON_REFS, "atlas:AML.T0018.000"),
+        threat_model=_POISON_THREAT,
+    )
+)
+MODEL_BACKDOOR = register_rule(
+    Rule(
+        id="GAR-BD-002",
+        title="Model carries a backdoor trigger",
+        severity=Severity.HIGH,
+        stage=Stage.MODEL,
+        description="Trigger reverse-engineering (Neural Cleanse) finds that a far smaller input change sends "
+        "inputs of every class to one class than to any other (anomaly index above 2): a shortcut planted by "
+        "poisoned training data or a tampered model. The class and the size of the reversed trigger are in the "
+        "evidence.",
+        remediation="Do not deploy the model. Scan its training data for poisons, retrain on cleaned data, or "
+        "fine-tune and prune on clean data; filter inputs with STRIP meanwhile.",
+        references=("atlas:AML.T0018.000", "owasp-ml:2023:ML10", "owasp-ml:2023:ML02"),
+        threat_model="A supplier of the training data or of the model itself who planted a trigger that the "
+        "attacker can add to inputs at inference time.",
+    )
+)

@@ -1,0 +1,241 @@
+"""The ``training`` stage: is the training data sound, and does the model carry a backdoor?
+
+Three parts, each on by default and each skipped with a reason when its inputs are missing:
+
+1. data integrity of ``data.train`` (exact and near duplicates, leakage into ``data.test``, conflicting labels,
+   class imbalance, cleanlab label issues from out-of-fold probabilities) — :func:`garrison.poisoning.check_integrity`;
+2. poison and backdoor detection in ``data.train`` (spectral signatures and activation clustering on a torch model's
+   penultimate layer, the nearest-neighbour method otherwise) — :func:`garrison.poisoning.scan_training_set`;
+3. trigger reverse-engineering of a torch model on a clean sample of ``data.test`` (Neural Cleanse) —
+   :func:`garrison.poisoning.reverse_engineer_triggers`.
+
+The finding builders are public so that ``garrison data scan`` reports exactly what the audit reports.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator, Mapping
+from typing import TYPE_CHECKING, Any, ClassVar
+
+import numpy as np
+
+from garrison.audit.context import AuditContext
+from garrison.core.findings import Finding, Subject
+from garrison.core.metrics import Metric
+from garrison.core.results import CheckResult, CheckStatus, Figure
+from garrison.core.rules import get_rule
+from garrison.core.schema_spec import Spec
+from garrison.core.severity import Stage
+
+if TYPE_CHECKING:
+    from garrison.poisoning import IntegrityReport
+
+__all__ = [
+    "RULE_CONFLICTING_LABELS",
+    "RULE_DUPLICATES",
+    "RULE_IMBALANCE",
+    "RULE_LABEL_ISSUES",
+    "RULE_LEAKAGE",
+    "RULE_MODEL_BACKDOOR",
+    "RULE_POISONED_CLASS",
+    "TrainingCheck",
+    "integrity_findings",
+    "integrity_metrics",
+]
+
+RULE_DUPLICATES = "GAR-DI-001"
+RULE_LEAKAGE = "GAR-DI-002"
+RULE_CONFLICTING_LABELS = "GAR-DI-003"
+RULE_IMBALANCE = "GAR-DI-004"
+RULE_LABEL_ISSUES = "GAR-DI-005"
+RULE_POISONED_CLASS = "GAR-BD-001"
+RULE_MODEL_BACKDOOR = "GAR-BD-002"
+
+_LISTED = 1000  # row indices listed in a finding's evidence at most (the count is always complete)
+
+
+def integrity_metrics(report: IntegrityReport) -> list[Metric]:
+    """The integrity measurements as metrics a policy can put thresholds on."""
+    n = report.n_rows
+    metrics = [
+        Metric("duplicate_rows", float(report.duplicate_rows), n=n, higher_is_better=False,
+               description="training rows that repeat an earlier row exactly"),
+        Metric("near_duplicate_groups", float(len(report.near_duplicates)), n=n, higher_is_better=False,
+               description=f"groups of distinct rows within {report.near_tolerance:g} standard deviations (RMS per feature)"),
+        Metric("conflicting_label_groups", float(len(report.conflicting_labels)), n=n, higher_is_better=False,
+               description="groups of identical rows that carry different labels"),
+        Metric("imbalance_ratio", report.imbalance_ratio, n=n, higher_is_better=False,
+               description="rows of the largest class over rows of the smallest"),
+    ]  # fmt: skip
+    if report.n_test_rows:
+        metrics.append(Metric("leaked_test_rows", float(report.leaked_test_rows), n=report.n_test_rows,
+                              higher_is_better=False,
+                              description="test rows equal or nearly equal to a training row"))  # fmt: skip
+    if report.label_issues is not None:
+        metrics.append(Metric("label_issue_rate", len(report.label_issues.indices) / n, n=n, higher_is_better=False,
+                              description=f"share of training rows cleanlab finds likely mislabelled ({report.label_issues.source})"))  # fmt: skip
+    return metrics
+
+
+def integrity_findings(
+    report: IntegrityReport, subject: Subject, *, check_id: str, imbalance_ratio: float = 10.0
+) -> Iterator[Finding]:
+    """One finding per kind of integrity problem found, row indices (capped at 1000) in the evidence."""
+    classes = [_plain(c) for c in report.classes]
+    if report.exact_duplicates or report.near_duplicates:
+        rows = sorted({i for g in report.exact_duplicates for i in g[1:]})
+        yield get_rule(RULE_DUPLICATES).finding(
+            subject=subject, location="rows", check_id=check_id,
+            message=f"{report.duplicate_rows} of {report.n_rows} training rows repeat an earlier row exactly; "
+            f"{_count(len(report.near_duplicates), 'group')} of rows are near duplicates.",
+            evidence={"indices": rows[:_LISTED], "count": len(rows),
+                      "exact_groups": report.exact_duplicates[:_LISTED],
+                      "near_groups": report.near_duplicates[:_LISTED], "near_tolerance": report.near_tolerance},
+        )  # fmt: skip
+    if report.leakage_exact or report.leakage_near:
+        tests = sorted({t for _, t in report.leakage_exact} | {t for _, t in report.leakage_near})
+        yield get_rule(RULE_LEAKAGE).finding(
+            subject=subject, location="test rows", check_id=check_id,
+            message=f"{report.leaked_test_rows} of {report.n_test_rows} test rows equal or nearly equal a training "
+            f"row ({len(report.leakage_exact)} exact).",
+            evidence={"test_indices": tests[:_LISTED], "count": len(tests),
+                      "exact_pairs": [list(p) for p in report.leakage_exact[:_LISTED]],
+                      "near_pairs": [list(p) for p in report.leakage_near[:_LISTED]]},
+        )  # fmt: skip
+    if report.conflicting_labels:
+        rows = sorted(i for g in report.conflicting_labels for i in g)
+        yield get_rule(RULE_CONFLICTING_LABELS).finding(
+            subject=subject, location="labels", check_id=check_id,
+            message=f"{_count(len(report.conflicting_labels), 'group')} of identical training rows carry different labels.",
+            evidence={"indices": rows[:_LISTED], "count": len(rows), "groups": report.conflicting_labels[:_LISTED]},
+        )  # fmt: skip
+    if report.imbalance_ratio >= imbalance_ratio:
+        counts = {str(c): int(n) for c, n in zip(classes, report.class_counts, strict=True)}
+        yield get_rule(RULE_IMBALANCE).finding(
+            subject=subject, location="classes", check_id=check_id,
+            message=f"The largest class has {report.imbalance_ratio:.1f}× the rows of the smallest.",
+            evidence={"imbalance_ratio": round(report.imbalance_ratio, 3), "class_counts": counts},
+        )  # fmt: skip
+    issues = report.label_issues
+    if issues is not None and len(issues.indices):
+        yield get_rule(RULE_LABEL_ISSUES).finding(
+            subject=subject, location="labels", check_id=check_id,
+            message=f"{len(issues.indices)} of {report.n_rows} training rows are likely mislabelled "
+            f"(cleanlab, {issues.source}).",
+            evidence={"indices": [int(i) for i in issues.indices[:_LISTED]], "count": len(issues.indices),
+                      "quality": [round(float(q), 4) for q in issues.quality[:_LISTED]],
+                      "suggested_labels": [classes[s] for s in issues.suggested[:_LISTED]]},
+        )  # fmt: skip
+
+
+class TrainingCheck:
+    """Data integrity and poison detection on the training set; a backdoor scan of a torch model."""
+
+    id: ClassVar[str] = "training"
+    stage: ClassVar[Stage] = Stage.TRAINING
+    deterministic: ClassVar[bool] = True
+    requires: ClassVar[frozenset[str]] = frozenset()
+    description: ClassVar[str] = (
+        "Training data and training outcome: duplicates, train/test leakage, conflicting labels, class imbalance and "
+        "label issues (cleanlab); poisoned classes in the training set (spectral signatures and activation "
+        "clustering on a torch model's penultimate layer, nearest-neighbour label disagreement otherwise); and a "
+        "backdoor scan of a torch model by trigger reverse-engineering (Neural Cleanse)."
+    )
+    options: ClassVar[Mapping[str, Spec]] = {
+        "integrity": Spec("bool", default=True, doc="run the data-integrity checks"),
+        "label_issues": Spec("bool", default=True, doc="look for label issues with cleanlab (out-of-fold probabilities)"),
+        "near_tolerance": Spec("float", default=0.05, ge=0, le=1,
+                               doc="near duplicates: RMS difference per feature, in standard deviations"),
+        "imbalance_ratio": Spec("float", default=10.0, ge=1, doc="largest-to-smallest class ratio that is a finding"),
+        "poison_scan": Spec("bool", default=True, doc="look for poisoned classes in the training set"),
+        "method": Spec("str", default="auto", choices=("auto", "spectral", "clustering", "knn"),
+                       doc="poison detector (auto: spectral + clustering with a torch model, knn otherwise)"),
+        "layer": Spec("str", default=None, nullable=True,
+                      doc="torch submodule whose output is the representation (default: the penultimate layer)"),
+        "backdoor_scan": Spec("bool", default=True, doc="reverse-engineer triggers of a torch model (Neural Cleanse)"),
+        "clean_samples": Spec("int", default=200, ge=10, doc="clean test rows the backdoor scan optimises on"),
+    }  # fmt: skip
+
+    def __init__(
+        self,
+        *,
+        integrity: bool = True,
+        label_issues: bool = True,
+        near_tolerance: float = 0.05,
+        imbalance_ratio: float = 10.0,
+        poison_scan: bool = True,
+        method: str = "auto",
+        layer: str | None = None,
+        backdoor_scan: bool = True,
+        clean_samples: int = 200,
+    ) -> None:
+        self.integrity = integrity
+        self.label_issues = label_issues
+        self.near_tolerance = near_tolerance
+        self.imbalance_ratio = imbalance_ratio
+        self.poison_scan = poison_scan
+        self.method = method
+        self.layer = layer
+        self.backdoor_scan = backdoor_scan
+        self.clean_samples = clean_samples
+
+    def run(self, ctx: AuditContext) -> CheckResult:
+        train = ctx.train
+        if train is None or train.y is None:
+            return CheckResult(
+                self.id, self.stage, CheckStatus.SKIPPED, reason="needs a labelled training set (data.train)"
+            )
+        start = time.perf_counter()
+        subject = ctx.dataset_subject("train")
+        metrics: list[Metric] = []
+        findings: list[Finding] = []
+        figures: list[Figure] = []
+        notes: list[str] = []
+        if self.integrity:
+            from garrison.poisoning import check_integrity
+
+            ctx.budget.check()
+            task = ctx.progress.task("training: data integrity", total=None)
+            x_test = ctx.test.x if ctx.test is not None else None
+            report = check_integrity(train.x, train.y, x_test=x_test, near_tolerance=self.near_tolerance,
+                                     label_issues=self.label_issues, seed=ctx.seed)  # fmt: skip
+            task.done()
+            metrics.extend(integrity_metrics(report))
+            findings.extend(
+                integrity_findings(report, subject, check_id=self.id, imbalance_ratio=self.imbalance_ratio)
+            )
+            figures.append(_class_table(report))
+            notes.extend(report.notes)
+        for note in notes:
+            figures.append(Figure("training-note", "Note", caption=note))
+        return CheckResult(
+            self.id,
+            self.stage,
+            metrics=tuple(metrics),
+            findings=tuple(findings),
+            figures=tuple(figures),
+            duration_s=time.perf_counter() - start,
+        )
+
+
+def _class_table(report: IntegrityReport) -> Figure:
+    issues = report.label_issues
+    per_class = np.zeros(len(report.classes), dtype=np.int64)
+    if issues is not None:
+        per_class = np.bincount(issues.given, minlength=len(report.classes))
+    rows = [
+        {"class": str(_plain(cls)), "rows": int(count), "label_issues": int(found)}
+        for cls, count, found in zip(report.classes, report.class_counts, per_class, strict=True)
+    ]
+    return Figure(
+        "training-classes", "Rows per class", table=tuple(rows), columns=("class", "rows", "label_issues")
+    )
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}{'' if n == 1 else 's'}"
+
+
+def _plain(value: Any) -> Any:
+    return value.item() if isinstance(value, np.generic) else value
