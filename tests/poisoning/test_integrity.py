@@ -140,7 +140,9 @@ def test_exact_groups_are_exactly_the_repeated_rows(x: np.ndarray) -> None:
 def test_close_rows_by_chance_in_few_dimensions_are_not_near_duplicates(dims: int) -> None:
     rng = np.random.default_rng(dims)
     x = rng.normal(size=(3000, dims))
-    report = check_integrity(x, rng.integers(0, 2, 3000), x_test=rng.normal(size=(1000, dims)), label_issues=False)
+    report = check_integrity(
+        x, rng.integers(0, 2, 3000), x_test=rng.normal(size=(1000, dims)), label_issues=False
+    )
     assert len(report.near_duplicates) <= 2
     assert len(report.leakage_near) <= 2
     x[17] = x[900] * (1 + 1e-6)  # a copy that went through a lossy round trip still counts
