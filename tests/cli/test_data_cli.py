@@ -101,3 +101,67 @@ def test_config_mode_uses_the_projects_model_and_data(
     assert payload["status"] == "ok"
     assert payload["metrics"]["leaked_test_rows"] == 0
     assert payload["tables"]["training-classes"][0]["rows"] > 0
+
+
+MODEL_CODE = """\
+import torch.nn as nn
+
+
+def build():
+    return nn.Sequential(
+        nn.Conv2d(1, 16, 3, padding=1), nn.ReLU(), nn.Conv2d(16, 32, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+        nn.Flatten(), nn.Linear(32 * 4 * 4, 64), nn.ReLU(), nn.Linear(64, 10),
+    )
+"""
+
+
+@pytest.mark.torch
+def test_poisoned_class_found_through_the_configs_torch_model_and_written_out_clean(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    torch = pytest.importorskip("torch")
+    from safetensors.torch import save_file
+
+    from garrison.poisoning import poison
+
+    torch.set_num_threads(1)
+    (tmp_path / "data_scan_model.py").write_text(MODEL_CODE)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.chdir(tmp_path)
+    from data_scan_model import build
+
+    d = load_digits()
+    x = (d.images / 16.0).astype(np.float32)[:, None]
+    y = d.target.astype(np.int64)
+    poisoned = poison(x[:1200], y[:1200], kind="badnets", rate=120 / np.sum(y[:1200] != 0), target=0, size=2)
+    np.savez(tmp_path / "train.npz", x=poisoned.x, y=poisoned.y)
+    np.savez(tmp_path / "test.npz", x=x[1200:], y=y[1200:])
+    torch.manual_seed(0)
+    model = build()
+    opt = torch.optim.Adam(model.parameters(), lr=2e-3)
+    xt, yt = torch.from_numpy(poisoned.x), torch.from_numpy(poisoned.y)
+    gen = torch.Generator().manual_seed(0)
+    for _ in range(15):
+        order = torch.randperm(len(xt), generator=gen)
+        for i in range(0, len(xt), 64):
+            idx = order[i : i + 64]
+            opt.zero_grad()
+            torch.nn.functional.cross_entropy(model(xt[idx]), yt[idx]).backward()
+            opt.step()
+    save_file(model.state_dict(), str(tmp_path / "weights.safetensors"))
+    (tmp_path / "garrison.yaml").write_text(
+        "project: scan\n"
+        'model: {name: digits, factory: "data_scan_model:build", weights: weights.safetensors}\n'
+        "data: {train: {path: train.npz}, test: {path: test.npz}}\n"
+    )
+    args = ["data", "scan", "--config", "garrison.yaml", "--no-label-issues", "--format", "json"]
+    assert main([*args, "--write-clean", "clean"]) == 1  # a poisoned class is a high finding
+    payload = json.loads(capsys.readouterr().out)
+    finding = _findings(json.dumps(payload))["GAR-BD-001"]
+    truth = set(poisoned.indices.tolist())
+    found = set(finding["indices"])
+    assert len(found & truth) >= 0.9 * len(truth)
+    assert len(found & truth) >= 0.8 * len(found)
+    assert payload["clean"]["removed"] == sorted(found)
+    with np.load(tmp_path / "clean" / "train.npz") as arrays:
+        assert len(arrays["y"]) == 1200 - len(found)

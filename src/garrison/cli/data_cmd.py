@@ -65,7 +65,7 @@ def scan_command(
         None, "--config", "-c", help="A garrison.yaml: its model, data and `checks.training` options."
     ),
     method: str = typer.Option(
-        "auto", "--method", help="Poison detector: auto|spectral|clustering|knn (auto: by model kind)."
+        "auto", "--method", help="Poison detector: auto|spectral-clustering|knn (auto: by model kind)."
     ),
     layer: str | None = typer.Option(
         None, "--layer", help="Torch submodule whose output is the representation (default: penultimate)."
@@ -96,8 +96,8 @@ def scan_command(
 
     if fmt not in FORMATS:
         raise typer.BadParameter(f"must be one of {', '.join(FORMATS)}, got {fmt!r}", param_hint="--format")
-    if method not in ("auto", "spectral", "clustering", "knn"):
-        raise typer.BadParameter("must be auto, spectral, clustering or knn", param_hint="--method")
+    if method not in ("auto", "spectral-clustering", "knn"):
+        raise typer.BadParameter("must be auto, spectral-clustering or knn", param_hint="--method")
     kinds = [k.strip() for k in drop.split(",") if k.strip()]
     if not kinds or any(k not in DROP_KINDS for k in kinds):
         raise typer.BadParameter(

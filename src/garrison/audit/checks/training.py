@@ -29,7 +29,7 @@ from garrison.core.schema_spec import Spec
 from garrison.core.severity import Stage
 
 if TYPE_CHECKING:
-    from garrison.poisoning import IntegrityReport
+    from garrison.poisoning import IntegrityReport, NeuralCleanseResult, PoisonScan
 
 __all__ = [
     "RULE_CONFLICTING_LABELS",
@@ -40,8 +40,11 @@ __all__ = [
     "RULE_MODEL_BACKDOOR",
     "RULE_POISONED_CLASS",
     "TrainingCheck",
+    "backdoor_metrics",
+    "backdoor_outputs",
     "integrity_findings",
     "integrity_metrics",
+    "poison_outputs",
 ]
 
 RULE_DUPLICATES = "GAR-DI-001"
@@ -149,12 +152,16 @@ class TrainingCheck:
                                doc="near duplicates: RMS difference per feature, in standard deviations"),
         "imbalance_ratio": Spec("float", default=10.0, ge=1, doc="largest-to-smallest class ratio that is a finding"),
         "poison_scan": Spec("bool", default=True, doc="look for poisoned classes in the training set"),
-        "method": Spec("str", default="auto", choices=("auto", "spectral", "clustering", "knn"),
-                       doc="poison detector (auto: spectral + clustering with a torch model, knn otherwise)"),
+        "method": Spec("str", default="auto", choices=("auto", "spectral-clustering", "knn"),
+                       doc="poison detector (auto: spectral-clustering with a torch model, knn otherwise)"),
         "layer": Spec("str", default=None, nullable=True,
                       doc="torch submodule whose output is the representation (default: the penultimate layer)"),
         "backdoor_scan": Spec("bool", default=True, doc="reverse-engineer triggers of a torch model (Neural Cleanse)"),
-        "clean_samples": Spec("int", default=200, ge=10, doc="clean test rows the backdoor scan optimises on"),
+        "clean_samples": Spec("int", default=200, ge=20, doc="clean test rows the backdoor scan optimises on"),
+        "image_shape": Spec("list", default=None, nullable=True,
+                            doc="(h, w) or (c, h, w) of flat image rows, for the backdoor scan"),
+        "alpha": Spec("float", default=0.05, gt=0, le=0.5,
+                      doc="backdoor scan: chance that a clean model has some class flagged (calibrates the threshold)"),
     }  # fmt: skip
 
     def __init__(
@@ -169,6 +176,8 @@ class TrainingCheck:
         layer: str | None = None,
         backdoor_scan: bool = True,
         clean_samples: int = 200,
+        image_shape: list[int] | None = None,
+        alpha: float = 0.05,
     ) -> None:
         self.integrity = integrity
         self.label_issues = label_issues
@@ -179,6 +188,8 @@ class TrainingCheck:
         self.layer = layer
         self.backdoor_scan = backdoor_scan
         self.clean_samples = clean_samples
+        self.image_shape = image_shape
+        self.alpha = alpha
 
     def run(self, ctx: AuditContext) -> CheckResult:
         train = ctx.train
@@ -207,6 +218,26 @@ class TrainingCheck:
             )
             figures.append(_class_table(report))
             notes.extend(report.notes)
+        if self.poison_scan:
+            ctx.budget.check()
+            task = ctx.progress.task("training: poisoned classes", total=None)
+            found = self._poison_scan(ctx)
+            task.done()
+            if isinstance(found, str):
+                notes.append(found)
+            else:
+                metrics.extend(found[0])
+                findings.extend(found[1])
+                figures.append(found[2])
+        if self.backdoor_scan:
+            ctx.budget.check()
+            scanned = self._backdoor_scan(ctx)
+            if isinstance(scanned, str):
+                notes.append(scanned)
+            else:
+                metrics.extend(scanned[0])
+                findings.extend(scanned[1])
+                figures.append(scanned[2])
         for note in notes:
             figures.append(Figure("training-note", "Note", caption=note))
         return CheckResult(
@@ -217,6 +248,160 @@ class TrainingCheck:
             figures=tuple(figures),
             duration_s=time.perf_counter() - start,
         )
+
+    def _poison_scan(self, ctx: AuditContext) -> tuple[list[Metric], list[Finding], Figure] | str:
+        """The training set scanned for poisoned classes; a note saying why not when it cannot run."""
+        from garrison.core.errors import InputError
+        from garrison.poisoning import scan_training_set
+
+        train = ctx.train
+        assert train is not None
+        assert train.y is not None
+        module_model = ctx.model if getattr(ctx.model, "torch_module", None) is not None else None
+        if self.method == "spectral-clustering" and module_model is None:
+            return "poison scan skipped: method spectral-clustering needs a torch model"
+        x = np.asarray(train.x)
+        if self.image_shape and x.ndim == 2:
+            x = x.reshape(len(x), *self.image_shape)
+        classes, codes = np.unique(np.asarray(train.y), return_inverse=True)
+        try:
+            scan = scan_training_set(
+                x, codes, model=module_model, layer=self.layer, method=self.method, seed=ctx.seed
+            )
+        except InputError as exc:
+            return f"poison scan skipped: {exc}"
+        return poison_outputs(
+            scan, codes, ctx.dataset_subject("train"), check_id=self.id, class_names=classes
+        )
+
+    def _backdoor_scan(self, ctx: AuditContext) -> tuple[list[Metric], list[Finding], Figure] | str:
+        """Neural Cleanse on a clean sample of the test set; a note saying why not when it cannot run."""
+        import math
+
+        from garrison.data.labels import encode_labels
+        from garrison.poisoning import neural_cleanse
+
+        model, test = ctx.model, ctx.test
+        if model is None or getattr(model, "torch_module", None) is None:
+            return "backdoor scan skipped: it needs a torch model (model.factory + weights)"
+        if test is None or test.y is None or len(test) < 20:
+            return "backdoor scan skipped: it needs at least 20 labelled clean rows in data.test"
+        sample_shape = tuple(test.x.shape[1:])
+        image_shape = tuple(self.image_shape) if self.image_shape else None
+        if image_shape is None and len(sample_shape) not in (2, 3):
+            return (
+                "backdoor scan skipped: the inputs are not images; set checks.training.image_shape "
+                "([h, w] or [c, h, w]) for flat image rows"
+            )
+        rng = ctx.rng(f"{self.id}:backdoor")
+        idx = np.sort(rng.choice(len(test), size=min(self.clean_samples, len(test)), replace=False))
+        n_classes = int(model.n_classes)
+        y = encode_labels(np.asarray(test.y)[idx], model.classes, n_classes)
+        remaining = ctx.budget.remaining
+        deadline = time.monotonic() + 0.8 * remaining if math.isfinite(remaining) else None
+        task = ctx.progress.task("training: reverse-engineering triggers", total=None)
+        result = neural_cleanse(model, np.asarray(test.x)[idx], y=y, image_shape=image_shape, alpha=self.alpha,
+                                seed=ctx.seed, deadline=deadline, progress=lambda *_: task.advance())  # fmt: skip
+        task.done()
+        return backdoor_outputs(result, ctx.model_subject, check_id=self.id, class_names=model.classes)
+
+
+def poison_outputs(
+    scan: PoisonScan, labels: np.ndarray, subject: Subject, *, check_id: str, class_names: Any = None
+) -> tuple[list[Metric], list[Finding], Figure]:
+    """Metrics, one finding per flagged class (its suspect rows under ``indices``), and the per-class table of a
+    training-set poison scan of rows labelled ``labels`` (the integer labels the scan was given)."""
+    names = list(class_names) if class_names is not None else None
+
+    def name(label: int) -> str:
+        return str(_plain(names[label])) if names is not None and label < len(names) else str(label)
+
+    n = len(scan.scores)
+    metrics = [
+        Metric("poison.flagged_classes", float(len(scan.flagged_classes)), n=len(scan.classes), higher_is_better=False,
+               description=f"classes whose rows split into a second population ({scan.method})"),
+        Metric("poison.suspect_rows", float(len(scan.suspects)), n=n, higher_is_better=False,
+               description="training rows judged poisoned (in flagged classes only)"),
+    ]  # fmt: skip
+    findings = []
+    for summary in scan.classes:
+        if not summary.flagged:
+            continue
+        rows = [int(i) for i in scan.suspects if labels[i] == summary.label]
+        findings.append(
+            get_rule(RULE_POISONED_CLASS).finding(
+                subject=subject, location=f"class {name(summary.label)}", check_id=check_id,
+                message=f"Class {name(summary.label)} holds a separate population of {summary.n_suspects} of its "
+                f"{summary.n} rows ({' and '.join(summary.evidence)} evidence, z {summary.statistic:.1f} > "
+                f"{summary.threshold:g}).",
+                evidence={"indices": rows[:_LISTED], "count": len(rows),
+                          "scores": [round(float(scan.scores[i]), 4) for i in rows[:_LISTED]],
+                          "class": name(summary.label), "statistic": round(summary.statistic, 3),
+                          "threshold": summary.threshold, "evidence": list(summary.evidence),
+                          "method": scan.method, "representation": scan.representation},
+            )
+        )  # fmt: skip
+    table = tuple(
+        {"class": name(c.label), "rows": c.n, "z": None if not np.isfinite(c.statistic) else round(c.statistic, 3),
+         "flagged": c.flagged, "suspects": c.n_suspects, "evidence": ", ".join(c.evidence)}
+        for c in scan.classes
+    )  # fmt: skip
+    figure = Figure("training-poison", f"Poison scan per class ({scan.method})", table=table,
+                    caption=f"A class is flagged when its evidence z exceeds the robust null across classes; "
+                    f"representation: {scan.representation or 'input features'}.",
+                    columns=("class", "rows", "z", "flagged", "suspects", "evidence"))  # fmt: skip
+    return metrics, findings, figure
+
+
+def backdoor_metrics(result: NeuralCleanseResult) -> list[Metric]:
+    """The backdoor scan's measurements."""
+    n = len(result.classes)
+    smallest = int(np.argmin(result.mask_norms))
+    return [
+        Metric("backdoor.flagged_classes", float(len(result.flagged_classes)), n=n, higher_is_better=False,
+               description="classes whose reversed trigger is anomalously small (Neural Cleanse)"),
+        Metric("backdoor.anomaly_index", float(result.anomaly_index[smallest]), n=n, higher_is_better=False,
+               description=f"anomaly index of the class with the smallest reversed trigger (flagged above {result.threshold:.2f})"),
+    ]  # fmt: skip
+
+
+def backdoor_outputs(
+    result: NeuralCleanseResult, subject: Subject, *, check_id: str, class_names: Any = None
+) -> tuple[list[Metric], list[Finding], Figure]:
+    """Metrics, one finding per flagged class, and the per-class table of a Neural Cleanse result."""
+    summary = result.to_dict()
+    names = list(class_names) if class_names is not None else None
+
+    def name(cls: int) -> str:
+        return str(_plain(names[cls])) if names is not None and cls < len(names) else str(cls)
+
+    findings = []
+    for row in summary["classes"]:
+        if not row["flagged"]:
+            continue
+        findings.append(
+            get_rule(RULE_MODEL_BACKDOOR).finding(
+                subject=subject, location=f"class {name(row['class'])}", check_id=check_id,
+                message=f"A trigger of L1 size {row['mask_norm']:.1f} sends {100 * row['attack_success']:.0f} % of "
+                f"other inputs to class {name(row['class'])}, against a median of {result.median_norm:.1f} for the "
+                f"other classes (anomaly index {row['anomaly_index']:.1f} > {result.threshold:.2f}).",
+                evidence={"class": name(row["class"]), "anomaly_index": row["anomaly_index"],
+                          "mask_norm": row["mask_norm"], "median_norm": result.median_norm,
+                          "attack_success": row["attack_success"], "mask_bbox": row["mask_bbox"],
+                          "threshold": result.threshold, "partial": result.partial},
+            )
+        )  # fmt: skip
+    table = tuple(
+        {"class": name(r["class"]), "mask_norm": round(r["mask_norm"], 3), "anomaly_index": r["anomaly_index"]
+         if isinstance(r["anomaly_index"], str) else round(r["anomaly_index"], 3),
+         "attack_success": round(r["attack_success"], 3), "flagged": r["flagged"]}
+        for r in summary["classes"]
+    )  # fmt: skip
+    figure = Figure("training-backdoor", "Reversed triggers per class (Neural Cleanse)", table=table,
+                    caption=f"Flagged when the anomaly index of the (log) mask norm exceeds {result.threshold:.2f}, calibrated so that a "
+                    "clean model passes with probability 1 - checks.training.alpha.",
+                    columns=("class", "mask_norm", "anomaly_index", "attack_success", "flagged"))  # fmt: skip
+    return backdoor_metrics(result), findings, figure
 
 
 def _class_table(report: IntegrityReport) -> Figure:
