@@ -87,7 +87,8 @@ class SklearnClassifier(BaseClassifier):
     def codec(self) -> FeatureCodec | None:
         return self._codec
 
-    def _model_input(self, x: np.ndarray) -> Any:
+    def model_input(self, x: np.ndarray) -> Any:
+        """What the estimator takes for rows ``x`` of codec space: the named raw columns, or the flat array."""
         if self._codec is not None and self._columns is not None:
             records = self._codec.decode(x.reshape(len(x), -1), strict=False)
             return records[self._columns]
@@ -103,7 +104,7 @@ class SklearnClassifier(BaseClassifier):
         if len(arr) == 0:
             return np.empty((0, self.n_classes), dtype=np.float64)
         est = self._estimator
-        inputs = self._model_input(arr)
+        inputs = self.model_input(arr)
         if hasattr(est, "predict_proba"):
             return np.asarray(est.predict_proba(inputs), dtype=np.float64)
         if hasattr(est, "decision_function"):

@@ -129,6 +129,7 @@ def check_integrity(
     label_issues: bool = True,
     probabilities: np.ndarray | None = None,
     estimator: Any = None,
+    probability_source: str = "given probabilities",
     seed: int = 0,
 ) -> IntegrityReport:
     """Duplicates, leakage into ``x_test``, conflicting labels, imbalance and (``label_issues``) cleanlab's label
@@ -136,6 +137,7 @@ def check_integrity(
 
     ``probabilities`` are out-of-fold class probabilities of the caller's model (columns in sorted label order);
     ``estimator`` an unfitted scikit-learn classifier to compute them; neither means a logistic regression.
+    ``probability_source`` says where given probabilities came from, for the report.
     """
     rows = _rows(x, "x")
     labels = np.asarray(y)
@@ -168,9 +170,8 @@ def check_integrity(
                 f"label issues skipped: a class has fewer than {_CV_FOLDS} rows for out-of-fold probabilities"
             )
         else:
-            issues = find_label_issues(
-                rows, codes, probabilities=probabilities, estimator=estimator, seed=seed
-            )
+            issues = find_label_issues(rows, codes, probabilities=probabilities, estimator=estimator,
+                                       probability_source=probability_source, seed=seed)  # fmt: skip
     return IntegrityReport(
         n_rows=len(rows),
         n_test_rows=n_test,
@@ -215,6 +216,7 @@ def find_label_issues(
     *,
     probabilities: np.ndarray | None = None,
     estimator: Any = None,
+    probability_source: str = "given probabilities",
     seed: int = 0,
 ) -> LabelIssues:
     """cleanlab's label issues of integer labels ``codes`` (0..k-1), ranked worst first."""
@@ -226,7 +228,7 @@ def find_label_issues(
         source = "out-of-fold " + ("estimator" if estimator is not None else "logistic regression")
         probs = out_of_fold_probabilities(x, codes, estimator=estimator, seed=seed)
     else:
-        source = "given probabilities"
+        source = probability_source
         probs = np.asarray(probabilities, dtype=np.float64)
         if probs.shape != (len(codes), n_classes):
             raise DataError(f"probabilities must have shape ({len(codes)}, {n_classes}), got {probs.shape}")

@@ -344,7 +344,7 @@ def _sklearn_train_fn(model: Classifier) -> TrainFn | None:
         if "random_state" in est.get_params():
             est.set_params(random_state=seed)
         labels = classes[y].tolist() if classes is not None else y
-        est.fit(model._model_input(np.asarray(x)), np.asarray(labels))
+        est.fit(model.model_input(np.asarray(x)), np.asarray(labels))
         return SklearnClassifier(
             est, codec=model.codec, name=f"reference-{seed}", input_spec=model.input_spec
         )

@@ -209,8 +209,13 @@ class TrainingCheck:
             ctx.budget.check()
             task = ctx.progress.task("training: data integrity", total=None)
             x_test = ctx.test.x if ctx.test is not None else None
+            probabilities, note = self._model_probabilities(ctx) if self.label_issues else (None, None)
+            if note:
+                notes.append(note)
             report = check_integrity(train.x, train.y, x_test=x_test, near_tolerance=self.near_tolerance,
-                                     label_issues=self.label_issues, seed=ctx.seed)  # fmt: skip
+                                     label_issues=self.label_issues, probabilities=probabilities,
+                                     probability_source="out-of-fold model (the audited estimator, refitted)",
+                                     seed=ctx.seed)  # fmt: skip
             task.done()
             metrics.extend(integrity_metrics(report))
             findings.extend(
@@ -248,6 +253,30 @@ class TrainingCheck:
             figures=tuple(figures),
             duration_s=time.perf_counter() - start,
         )
+
+    def _model_probabilities(self, ctx: AuditContext) -> tuple[np.ndarray | None, str | None]:
+        """Out-of-fold probabilities of the user's own scikit-learn model (cloned and refitted per fold) for the
+        label-issue search; ``None`` (the default model) for other models, or with a note when refitting fails."""
+        from garrison.poisoning.integrity import out_of_fold_probabilities
+
+        model, train = ctx.model, ctx.train
+        if (
+            model is None
+            or train is None
+            or not hasattr(model, "estimator")
+            or not hasattr(model, "model_input")
+        ):
+            return None, None
+        _, codes, counts = np.unique(np.asarray(train.y), return_inverse=True, return_counts=True)
+        if len(counts) < 2 or counts.min() < 5:
+            return None, None
+        try:
+            probs = out_of_fold_probabilities(model.model_input(np.asarray(train.x)), codes, estimator=model.estimator,
+                                              seed=ctx.seed)  # fmt: skip
+        except (ValueError, TypeError, AttributeError) as exc:
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            return None, f"label issues use a logistic regression: refitting the model failed ({first})"
+        return probs, None
 
     def _poison_scan(self, ctx: AuditContext) -> tuple[list[Metric], list[Finding], Figure] | str:
         """The training set scanned for poisoned classes; a note saying why not when it cannot run."""
