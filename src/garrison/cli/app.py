@@ -47,6 +47,7 @@ def _register() -> None:
         catalog_cmd,
         data_cmd,
         demo_cmd,
+        explain_cmd,
         findings_cmd,
         fl_cmd,
         harden_cmd,
@@ -60,7 +61,7 @@ def _register() -> None:
     )
 
     for module in (init_cmd, audit_cmd, demo_cmd, findings_cmd, catalog_cmd, scan_cmd, harden_cmd, robustness_cmd,
-                   train_cmd, privacy_cmd, poisoning_cmd, protect_cmd, data_cmd, fl_cmd):  # fmt: skip
+                   train_cmd, privacy_cmd, poisoning_cmd, protect_cmd, data_cmd, fl_cmd, explain_cmd):  # fmt: skip
         module.register(app)
 
 

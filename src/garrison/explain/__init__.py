@@ -1,0 +1,32 @@
+"""Explainability: feature attributions for any Garrison classifier behind one interface.
+
+``attributions(model, x)`` routes scikit-learn trees and linear models to SHAP's exact explainers, torch modules
+to Captum (Integrated Gradients by default), and everything else to SHAP's budgeted permutation explainer on
+``predict_proba``. SHAP and Captum come with the ``explain`` extra and are imported on first use.
+
+Security primitives built on attributions: leaky identifiers (:func:`leaky_features`), explanation stability
+under small noise (:func:`explanation_stability`) and explanation drift between two datasets
+(:func:`attribution_drift`).
+"""
+
+from __future__ import annotations
+
+from garrison.explain.attributions import METHODS, Attributions, Explainer, attributions
+from garrison.explain.drift import AttributionDrift, attribution_drift, benjamini_hochberg
+from garrison.explain.leakage import FeatureLeak, LeakScan, leaky_features
+from garrison.explain.stability import Stability, explanation_stability
+
+__all__ = [
+    "METHODS",
+    "AttributionDrift",
+    "Attributions",
+    "Explainer",
+    "FeatureLeak",
+    "LeakScan",
+    "Stability",
+    "attribution_drift",
+    "attributions",
+    "benjamini_hochberg",
+    "explanation_stability",
+    "leaky_features",
+]
