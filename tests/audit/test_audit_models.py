@@ -63,6 +63,7 @@ policy:
 def _assert_ok(report: Any) -> None:
     assert {r.check_id for r in report.results} == {
         "anonymity",
+        "explain",
         "artifact",
         "fuzzing",
         "performance",

@@ -243,6 +243,7 @@ def test_joblib_model_is_scanned_then_audited(project: Path) -> None:
     status = {r["check_id"]: r["status"] for r in report["results"]}
     assert status == {
         "anonymity": "ok",
+        "explain": "ok",
         "artifact": "ok",
         "fuzzing": "ok",
         "performance": "ok",

@@ -742,3 +742,64 @@ MODEL_BACKDOOR = register_rule(
         "attacker can add to inputs at inference time.",
     )
 )
+
+
+MODEL_LEAKY_FEATURE = register_rule(
+    Rule(
+        id="GAR-XP-001",
+        title="Model leans on an identifier",
+        severity=Severity.HIGH,
+        stage=Stage.MODEL,
+        description="One feature carries most of the model's decision (its share of the mean |attribution|) and "
+        "looks like an identifier: whole numbers that are nearly all distinct (an id), or values that follow the "
+        "row order (a row number, a timestamp). The model has learnt how the data was collected or sorted; its "
+        "accuracy on held-out rows of the same file is real and worthless on new data.",
+        remediation="Drop the column from the model's inputs (or split by it), retrain, and re-evaluate on data "
+        "collected separately.",
+        references=(),
+    )
+)
+MODEL_UNSTABLE_EXPLANATIONS = register_rule(
+    Rule(
+        id="GAR-XP-002",
+        title="Explanations unstable under small noise",
+        severity=Severity.MEDIUM,
+        stage=Stage.MODEL,
+        description="Attributions of many rows reorder their features under noise of 1 % of each feature's spread "
+        "(Spearman correlation below the threshold): the explanations say more about the explainer or a jagged "
+        "model surface than about the decision, and can be manipulated (Slack et al. 2020). Do not rely on them "
+        "as evidence.",
+        remediation="Use a smoother explainer (Integrated Gradients with more steps, SHAP with a larger background) "
+        "or smooth the model (regularisation); check for gradient masking with the robustness check.",
+        references=(),
+    )
+)
+MODEL_WEAK_SLICE = register_rule(
+    Rule(
+        id="GAR-XP-003",
+        title="Model underperforms on a slice of the data",
+        severity=Severity.MEDIUM,
+        stage=Stage.MODEL,
+        description="The model's accuracy on one slice of the test set (a category, a range of a feature, a value "
+        "of a sensitive attribute) is significantly below its accuracy on the rest, after Benjamini–Hochberg "
+        "control across every slice tested. The slice, its size and both accuracies with 95 % intervals are in "
+        "the evidence.",
+        remediation="Collect more training data for the slice, check its labels and features for errors, and "
+        "report per-slice metrics; decide whether the model may be used for that slice at all.",
+        references=(),
+    )
+)
+MODEL_FAIRNESS_GAP = register_rule(
+    Rule(
+        id="GAR-XP-004",
+        title="Selection rates differ across groups of a sensitive attribute",
+        severity=Severity.MEDIUM,
+        stage=Stage.MODEL,
+        description="The lowest group's rate of positive predictions is below four fifths of the highest group's "
+        "(demographic parity ratio < 0.8, the 'four-fifths rule' of US employment guidance). The rates per group, "
+        "the equal-opportunity and equalized-odds gaps are in the evidence.",
+        remediation="Check whether the gap is justified by the task; if not, rebalance or reweight the training "
+        "data, add fairness constraints, or post-process thresholds per group, and re-measure.",
+        references=(),
+    )
+)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from xml.sax.saxutils import escape
 
-__all__ = ["reliability_diagram"]
+__all__ = ["bar_chart", "reliability_diagram"]
 
 _SIZE = 320
 _MARGIN = 40
@@ -67,6 +67,33 @@ def reliability_diagram(
         parts.append(
             f'<circle cx="{_fmt(px(c))}" cy="{_fmt(py(a))}" r="{_fmt(radius)}" fill="#1f77b4">'
             f"<title>confidence {c:.3f}, accuracy {a:.3f}, n={n}</title></circle>"
+        )
+    parts.append("</svg>")
+    return "".join(parts)
+
+
+def bar_chart(labels: Sequence[str], values: Sequence[float], *, title: str, unit: str = "") -> str:
+    """Horizontal bars, largest first as given, one row per label; values must be >= 0."""
+    row, label_width, bar_width = 18, 170, 220
+    height = 30 + row * len(labels)
+    peak = max((float(v) for v in values), default=0.0) or 1.0
+    parts = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{label_width + bar_width + 80}" height="{height}" '
+        f'role="img" aria-label="{escape(title)}">',
+        f'<text x="4" y="16" font-size="12" font-weight="bold">{escape(title)}</text>',
+    ]
+    for i, (label, value) in enumerate(zip(labels, values, strict=True)):
+        y = 26 + i * row
+        width = max(1.0, bar_width * float(value) / peak)
+        short = label if len(label) <= 26 else label[:25] + "…"
+        parts.append(
+            f'<text x="{label_width - 4}" y="{y + 12}" font-size="11" text-anchor="end">{escape(short)}</text>'
+        )
+        parts.append(
+            f'<rect x="{label_width}" y="{y + 2}" width="{width:.1f}" height="{row - 5}" fill="#4a78b5"/>'
+        )
+        parts.append(
+            f'<text x="{label_width + width + 4:.1f}" y="{y + 12}" font-size="10">{float(value):.3g}{escape(unit)}</text>'
         )
     parts.append("</svg>")
     return "".join(parts)

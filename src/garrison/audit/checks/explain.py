@@ -1,0 +1,280 @@
+"""The ``explain`` check: why the model decides, where it does worse, and whether its explanations hold.
+
+On a seeded sample of the test set (at most 50 rows against 20 background rows when the model can only be
+queried, since each row then costs hundreds of model calls) it computes attributions (:func:`garrison.explain.attributions`: SHAP for
+scikit-learn trees and linear models, Captum for torch, budgeted permutation SHAP otherwise) and reports:
+
+- the global importance figure (mean |attribution| per feature);
+- leaky identifiers (GAR-XP-001): a feature that carries most of the decision and looks like an id or row number;
+- explanation stability (GAR-XP-002): the share of rows whose attributions reorder under 1 % noise;
+- slices (GAR-XP-003): categories, feature ranges and sensitive attributes where accuracy is significantly worse
+  than on the rest (Wilson intervals, Fisher's test, Benjamini–Hochberg across slices), on the whole test set;
+- group fairness (GAR-XP-004) for each named ``sensitive`` feature of a binary task: the demographic parity ratio
+  below 0.8 (the four-fifths rule) is a finding; every rate and gap is a metric.
+
+Explanations can be fooled (Slack et al. 2020): these findings add evidence, they are not a control on their own.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any, ClassVar
+
+import numpy as np
+
+from garrison.audit.context import AuditContext
+from garrison.core.findings import Finding
+from garrison.core.metrics import Metric
+from garrison.core.results import CheckResult, CheckStatus, Figure
+from garrison.core.rules import get_rule
+from garrison.core.schema_spec import Spec
+from garrison.core.severity import Stage
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+__all__ = ["ExplainCheck"]
+
+RULE_LEAKY = "GAR-XP-001"
+RULE_UNSTABLE = "GAR-XP-002"
+RULE_SLICE = "GAR-XP-003"
+RULE_FAIRNESS = "GAR-XP-004"
+_FOUR_FIFTHS = 0.8
+_BLACK_BOX_ROWS = 50  # rows explained when only predict_proba is available
+_BLACK_BOX_BACKGROUND = 20
+
+
+class ExplainCheck:
+    """Attributions, leaky identifiers, explanation stability, weak slices and group fairness."""
+
+    id: ClassVar[str] = "explain"
+    stage: ClassVar[Stage] = Stage.MODEL
+    deterministic: ClassVar[bool] = True
+    requires: ClassVar[frozenset[str]] = frozenset()
+    description: ClassVar[str] = (
+        "Explainability: global feature importance, leaky identifiers, explanation stability under small noise, "
+        "slices where accuracy is significantly worse, and group fairness for named sensitive attributes."
+    )
+    options: ClassVar[Mapping[str, Spec]] = {
+        "rows": Spec("int", default=200, ge=10, doc="test rows explained (a seeded sample)"),
+        "method": Spec("str", default="auto", doc="attribution method (auto, tree, linear, permutation, integrated-gradients, ...)"),
+        "sensitive": Spec("list", default=None, nullable=True, doc="features whose groups get fairness metrics and slices"),
+        "stability_rows": Spec("int", default=50, ge=0, doc="rows checked for explanation stability (0: off)"),
+        "stability_threshold": Spec("float", default=0.8, ge=-1, le=1, doc="rank correlation below which a row is unstable"),
+        "unstable_share": Spec("float", default=0.25, ge=0, le=1, doc="share of unstable rows that is a finding"),
+        "leak_share": Spec("float", default=0.5, gt=0, le=1, doc="importance share an identifier needs to be flagged"),
+        "min_slice": Spec("int", default=30, ge=5, doc="smallest slice tested"),
+        "alpha": Spec("float", default=0.05, gt=0, le=0.5, doc="false discovery rate across slices"),
+    }  # fmt: skip
+
+    def __init__(
+        self,
+        *,
+        rows: int = 200,
+        method: str = "auto",
+        sensitive: list[str] | None = None,
+        stability_rows: int = 50,
+        stability_threshold: float = 0.8,
+        unstable_share: float = 0.25,
+        leak_share: float = 0.5,
+        min_slice: int = 30,
+        alpha: float = 0.05,
+    ) -> None:
+        self.rows = rows
+        self.method = method
+        self.sensitive = sensitive
+        self.stability_rows = stability_rows
+        self.stability_threshold = stability_threshold
+        self.unstable_share = unstable_share
+        self.leak_share = leak_share
+        self.min_slice = min_slice
+        self.alpha = alpha
+
+    def run(self, ctx: AuditContext) -> CheckResult:
+        from garrison.adapters.base import predict
+        from garrison.data.labels import encode_labels
+        from garrison.explain import Explainer, explanation_stability, leaky_features
+
+        model, test = ctx.model, ctx.test
+        if model is None or test is None or test.y is None or len(test) < 10:
+            return CheckResult(
+                self.id,
+                self.stage,
+                CheckStatus.SKIPPED,
+                reason="needs a model and at least 10 labelled test rows",
+            )
+        names = list(test.schema.names())
+        missing = [s for s in self.sensitive or () if s not in names]
+        if missing:
+            return CheckResult(self.id, self.stage, CheckStatus.ERROR,
+                               error=f"`sensitive` names features the test set does not have: {', '.join(missing)}")  # fmt: skip
+        start = time.perf_counter()
+        x = np.asarray(test.x)
+        rng = ctx.rng(self.id)
+        remaining = ctx.budget.remaining
+        budget = 0.4 * remaining if math.isfinite(remaining) else None
+        explainer = Explainer(model, background=x, method=self.method, budget_s=budget, seed=ctx.seed)
+        black_box = explainer.route == "permutation"
+        if black_box:  # every row costs max_evals × background model calls (over HTTP for a remote model)
+            explainer = Explainer(model, background=x, method=self.method, budget_s=budget, seed=ctx.seed,
+                                  max_background=_BLACK_BOX_BACKGROUND)  # fmt: skip
+        n_rows = min(self.rows, _BLACK_BOX_ROWS) if black_box else self.rows
+        picked = np.sort(rng.choice(len(x), size=min(n_rows, len(x)), replace=False))
+        task = ctx.progress.task("explain: attributions", total=None)
+        result = explainer.explain(x[picked])
+        task.done()
+        ctx.budget.check()
+        subject = ctx.model_subject
+        importance = result.global_importance()
+        share = importance / importance.sum() if importance.sum() > 0 else importance
+        order = np.argsort(-importance, kind="stable")[:15]
+        metrics = [
+            Metric("top_feature_share", float(share.max()) if len(share) else 0.0, n=len(picked),
+                   description=f"share of the mean |attribution| carried by the most important feature ({result.method})"),
+        ]  # fmt: skip
+        figures = [
+            _importance_figure(names, importance, order, result.method, result.output),
+            *(Figure("explain-note", "Note", caption=n) for n in result.notes),
+        ]
+        findings: list[Finding] = []
+        leaks = leaky_features(result.values, x[picked], feature_names=names, share_threshold=self.leak_share)
+        for leak in leaks.flagged:
+            findings.append(get_rule(RULE_LEAKY).finding(
+                subject=subject, location=f"feature {leak.feature}", check_id=self.id,
+                message=f"{leak.feature} carries {100 * leak.share:.0f} % of the decision and looks like an "
+                f"identifier ({leak.identifier}: {100 * leak.unique_ratio:.0f} % distinct values, rank correlation "
+                f"with the row order {leak.order_correlation:+.2f}).",
+                evidence=leak.to_dict(),
+            ))  # fmt: skip
+        if black_box and self.stability_rows:
+            figures.append(Figure("explain-note", "Note", caption="explanation stability skipped: the model is "
+                                  "explained by sampling (permutation SHAP), whose own noise would dominate"))  # fmt: skip
+        elif self.stability_rows:
+            ctx.budget.check()
+            subset = x[picked[: self.stability_rows]]
+            fixed = result.target[: self.stability_rows]
+            stability = explanation_stability(lambda rows: explainer.explain(rows, target=fixed).values, subset,
+                                              threshold=self.stability_threshold, seed=ctx.seed)  # fmt: skip
+            metrics.append(Metric("stability", stability.median_correlation, n=len(subset),
+                                  description="median rank correlation of a row's attributions with those under 1 % noise"))  # fmt: skip
+            if stability.unstable_share >= self.unstable_share:
+                findings.append(get_rule(RULE_UNSTABLE).finding(
+                    subject=subject, location="attributions", check_id=self.id,
+                    message=f"{100 * stability.unstable_share:.0f} % of {len(subset)} rows reorder their attributions "
+                    f"under 1 % noise (median rank correlation {stability.median_correlation:.2f}).",
+                    evidence=stability.to_dict(),
+                ))  # fmt: skip
+        ctx.budget.check()
+        labels = encode_labels(np.asarray(test.y), model.classes, int(model.n_classes))
+        predictions = predict(model, x)
+        correct = predictions == labels
+        columns = _columns(test, names)
+        slice_metrics, slice_findings, slice_figure = self._slices(correct, columns, subject)
+        metrics.extend(slice_metrics)
+        findings.extend(slice_findings)
+        figures.append(slice_figure)
+        for feature in self.sensitive or ():
+            fair_metrics, fair_findings, note = self._fairness(
+                labels, predictions, columns[feature], feature, subject
+            )
+            metrics.extend(fair_metrics)
+            findings.extend(fair_findings)
+            if note:
+                figures.append(Figure("explain-note", "Note", caption=note))
+        return CheckResult(self.id, self.stage, metrics=tuple(metrics), findings=tuple(findings),
+                           figures=tuple(figures), duration_s=time.perf_counter() - start)  # fmt: skip
+
+    def _slices(
+        self, correct: np.ndarray, columns: pd.DataFrame, subject: Any
+    ) -> tuple[list[Metric], list[Finding], Figure]:
+        from garrison.explain import find_slices
+
+        report = find_slices(correct, columns, sensitive=list(self.sensitive or ()), min_size=self.min_slice,
+                             alpha=self.alpha)  # fmt: skip
+        findings = [
+            get_rule(RULE_SLICE).finding(
+                subject=subject, location=f"slice {s.feature} = {s.label}", check_id=self.id,
+                message=f"Accuracy on {s.feature} = {s.label} ({s.size} rows) is {100 * s.value:.1f} % "
+                f"[{100 * s.ci_low:.1f}, {100 * s.ci_high:.1f}] against {100 * s.rest_value:.1f} % on the rest "
+                f"(adjusted p = {s.p_adjusted:.2g}).",
+                evidence={"feature": s.feature, "slice": s.label, "size": s.size, "accuracy": s.value,
+                          "ci": [s.ci_low, s.ci_high], "rest_accuracy": s.rest_value, "p_adjusted": s.p_adjusted,
+                          "sensitive": s.sensitive},
+            )
+            for s in report.significant
+        ]  # fmt: skip
+        worst = report.worst(10)
+        gap = min((s.difference for s in report.slices), default=0.0)
+        metrics = [Metric("worst_slice_gap", float(gap), n=report.n_rows, higher_is_better=True,
+                          description="accuracy of the worst slice minus that of the rest")]  # fmt: skip
+        table = tuple(
+            {"slice": f"{s.feature} = {s.label}", "rows": s.size, "accuracy": round(s.value, 4),
+             "rest": round(s.rest_value, 4), "p_adjusted": float(f"{s.p_adjusted:.3g}"), "significant": s.significant}
+            for s in worst
+        )  # fmt: skip
+        figure = Figure("explain-slices", "Worst slices (accuracy)", table=table,
+                        caption=f"{len(report.slices)} slices tested; significant: adjusted p ≤ {self.alpha} "
+                        "(Benjamini–Hochberg) and worse than the rest.",
+                        columns=("slice", "rows", "accuracy", "rest", "p_adjusted", "significant"))  # fmt: skip
+        return metrics, findings, figure
+
+    def _fairness(
+        self, labels: np.ndarray, predictions: np.ndarray, groups: Any, feature: str, subject: Any
+    ) -> tuple[list[Metric], list[Finding], str | None]:
+        from garrison.core.errors import InputError
+        from garrison.explain import group_fairness
+
+        if len(np.unique(labels)) != 2:
+            return [], [], f"fairness metrics for {feature} skipped: they need a binary task"
+        try:
+            report = group_fairness(labels, predictions, np.asarray(groups), positive=1, attribute=feature)
+        except InputError as exc:
+            return [], [], f"fairness metrics for {feature} skipped: {exc}"
+        n = len(labels)
+        metrics = [
+            Metric(f"fairness.{feature}.demographic_parity_ratio", report.demographic_parity_ratio, n=n, higher_is_better=True,
+                   description=f"lowest over highest selection rate across {feature} groups"),
+            Metric(f"fairness.{feature}.equalized_odds_difference", report.equalized_odds_difference, n=n, higher_is_better=False,
+                   description=f"largest TPR or FPR gap across {feature} groups"),
+        ]  # fmt: skip
+        findings = []
+        if report.demographic_parity_ratio < _FOUR_FIFTHS:
+            data = report.to_dict()
+            findings.append(get_rule(RULE_FAIRNESS).finding(
+                subject=subject, location=f"sensitive {feature}", check_id=self.id,
+                message=f"Selection rates across {feature} groups differ: the lowest is "
+                f"{100 * report.demographic_parity_ratio:.0f} % of the highest (four-fifths rule: 80 %).",
+                evidence={"attribute": feature, "groups": data.get("groups"),
+                          "demographic_parity_ratio": report.demographic_parity_ratio,
+                          "equalized_odds_difference": report.equalized_odds_difference},
+            ))  # fmt: skip
+        return metrics, findings, None
+
+
+def _columns(test: Any, names: list[str]) -> pd.DataFrame:
+    """The test set's features as the user has them (records for tabular data, the numeric array otherwise)."""
+    import pandas as pd
+
+    if test.records is not None:
+        return test.records[names].reset_index(drop=True)
+    flat = np.asarray(test.x).reshape(len(test.x), -1)
+    return pd.DataFrame(flat, columns=names)
+
+
+def _importance_figure(
+    names: list[str], importance: np.ndarray, order: np.ndarray, method: str, output: str
+) -> Figure:
+    from garrison.audit.checks.svg import bar_chart
+
+    labels = [names[j] for j in order]
+    values = [float(importance[j]) for j in order]
+    return Figure(
+        "explain-importance",
+        "Global feature importance",
+        svg=bar_chart(labels, values, title=f"Mean |attribution| ({method}, {output})"),
+        table=tuple({"feature": n, "importance": round(v, 6)} for n, v in zip(labels, values, strict=True)),
+        caption="Mean absolute attribution per feature over the explained test rows.",
+        columns=("feature", "importance"),
+    )
