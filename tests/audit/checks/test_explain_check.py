@@ -70,3 +70,20 @@ def test_a_region_the_model_gets_wrong_is_a_weak_slice_with_fairness_metrics(tmp
     assert "slice region = east" in slices
     assert result.metric("fairness.region.demographic_parity_ratio") is not None
     assert result.metric("stability").value > 0.9  # linear SHAP is smooth
+
+
+def test_image_inputs_are_explained_but_not_sliced_by_pixel(tmp_path: Path) -> None:
+    from sklearn.datasets import load_digits
+
+    from garrison.data import load_dataset
+
+    digits = load_digits()
+    np.savez(tmp_path / "test.npz", x=digits.images[:300] / 16.0, y=digits.target[:300])
+    model = LogisticRegression(max_iter=500).fit(digits.data[300:] / 16.0, digits.target[300:])
+    result = ExplainCheck(rows=40, stability_rows=10).run(
+        AuditContext(model=SklearnClassifier(model), test=load_dataset(tmp_path / "test.npz"), seed=0)
+    )
+    assert result.status is CheckStatus.OK, result.error
+    assert any(f.caption == "slices skipped: the inputs are images" for f in result.figures)
+    assert not [f for f in result.findings if f.rule_id == "GAR-XP-003"]
+    assert result.metric("top_feature_share").value < 0.5

@@ -171,10 +171,13 @@ class ExplainCheck:
         predictions = predict(model, x)
         correct = predictions == labels
         columns = _columns(test, names)
-        slice_metrics, slice_findings, slice_figure = self._slices(correct, columns, subject)
-        metrics.extend(slice_metrics)
-        findings.extend(slice_findings)
-        figures.append(slice_figure)
+        if test.records is None and x.ndim > 2:  # pixels are not meaningful slices
+            figures.append(Figure("explain-note", "Note", caption="slices skipped: the inputs are images"))
+        else:
+            slice_metrics, slice_findings, slice_figure = self._slices(correct, columns, subject)
+            metrics.extend(slice_metrics)
+            findings.extend(slice_findings)
+            figures.append(slice_figure)
         for feature in self.sensitive or ():
             fair_metrics, fair_findings, note = self._fairness(
                 labels, predictions, columns[feature], feature, subject
