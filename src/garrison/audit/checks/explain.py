@@ -1,7 +1,7 @@
 """The ``explain`` check: why the model decides, where it does worse, and whether its explanations hold.
 
-On a seeded sample of the test set (at most 50 rows against 20 background rows when the model can only be
-queried, since each row then costs hundreds of model calls) it computes attributions (:func:`garrison.explain.attributions`: SHAP for
+On a seeded sample of the test set (at most 50 rows against 20 background rows and 10 permutations per row when
+the model can only be queried, since each row then costs hundreds of model calls) it computes attributions (:func:`garrison.explain.attributions`: SHAP for
 scikit-learn trees and linear models, Captum for torch, budgeted permutation SHAP otherwise) and reports:
 
 - the global importance figure (mean |attribution| per feature);
@@ -44,6 +44,7 @@ RULE_FAIRNESS = "GAR-XP-004"
 _FOUR_FIFTHS = 0.8
 _BLACK_BOX_ROWS = 50  # rows explained when only predict_proba is available
 _BLACK_BOX_BACKGROUND = 20
+_PERMUTATIONS = 10  # antithetic permutations per row (each costs 2 × features + 1 evaluations)
 
 
 class ExplainCheck:
@@ -118,8 +119,10 @@ class ExplainCheck:
         explainer = Explainer(model, background=x, method=self.method, budget_s=budget, seed=ctx.seed)
         black_box = explainer.route == "permutation"
         if black_box:  # every row costs max_evals × background model calls (over HTTP for a remote model)
+            n_features = int(np.prod(x.shape[1:]))
             explainer = Explainer(model, background=x, method=self.method, budget_s=budget, seed=ctx.seed,
-                                  max_background=_BLACK_BOX_BACKGROUND)  # fmt: skip
+                                  max_background=_BLACK_BOX_BACKGROUND,
+                                  max_evals=min(500, _PERMUTATIONS * (2 * n_features + 1)))  # fmt: skip
         n_rows = min(self.rows, _BLACK_BOX_ROWS) if black_box else self.rows
         picked = np.sort(rng.choice(len(x), size=min(n_rows, len(x)), replace=False))
         task = ctx.progress.task("explain: attributions", total=None)
