@@ -35,3 +35,13 @@ def test_label_issues_come_from_the_audited_estimator() -> None:
     assert "knn" in scan.title
     notes = [f.caption for f in result.figures if f.id == "training-note"]
     assert any("needs a torch model" in n for n in notes)
+
+
+def test_missing_values_skip_the_integrity_part_with_a_note_instead_of_failing_the_audit() -> None:
+    x, y = load_wine(return_X_y=True)
+    x = x.copy()
+    x[3, 2] = np.nan
+    result = TrainingCheck(poison_scan=False).run(AuditContext(train=_dataset(x, y), seed=0))
+    assert result.status is CheckStatus.OK
+    notes = [f.caption for f in result.figures if f.id == "training-note"]
+    assert any(n.startswith("data integrity skipped") and "NaN" in n for n in notes)

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import numpy as np
 
 from garrison.audit.context import AuditContext
+from garrison.core.errors import InputError
 from garrison.core.findings import Finding, Subject
 from garrison.core.metrics import Metric
 from garrison.core.results import CheckResult, CheckStatus, Figure
@@ -212,17 +213,23 @@ class TrainingCheck:
             probabilities, note = self._model_probabilities(ctx) if self.label_issues else (None, None)
             if note:
                 notes.append(note)
-            report = check_integrity(train.x, train.y, x_test=x_test, near_tolerance=self.near_tolerance,
-                                     label_issues=self.label_issues, probabilities=probabilities,
-                                     probability_source="out-of-fold model (the audited estimator, refitted)",
-                                     seed=ctx.seed)  # fmt: skip
+            try:
+                report = check_integrity(train.x, train.y, x_test=x_test, near_tolerance=self.near_tolerance,
+                                         label_issues=self.label_issues, probabilities=probabilities,
+                                         probability_source="out-of-fold model (the audited estimator, refitted)",
+                                         seed=ctx.seed)  # fmt: skip
+            except InputError as exc:  # e.g. missing values, which the integrity tests cannot compare
+                notes.append(f"data integrity skipped: {exc}")
+            else:
+                metrics.extend(integrity_metrics(report))
+                findings.extend(
+                    integrity_findings(
+                        report, subject, check_id=self.id, imbalance_ratio=self.imbalance_ratio
+                    )
+                )
+                figures.append(_class_table(report))
+                notes.extend(report.notes)
             task.done()
-            metrics.extend(integrity_metrics(report))
-            findings.extend(
-                integrity_findings(report, subject, check_id=self.id, imbalance_ratio=self.imbalance_ratio)
-            )
-            figures.append(_class_table(report))
-            notes.extend(report.notes)
         if self.poison_scan:
             ctx.budget.check()
             task = ctx.progress.task("training: poisoned classes", total=None)
