@@ -287,7 +287,6 @@ class TrainingCheck:
 
     def _poison_scan(self, ctx: AuditContext) -> tuple[list[Metric], list[Finding], Figure] | str:
         """The training set scanned for poisoned classes; a note saying why not when it cannot run."""
-        from garrison.core.errors import InputError
         from garrison.poisoning import scan_training_set
 
         train = ctx.train
