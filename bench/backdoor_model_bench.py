@@ -54,41 +54,15 @@ from garrison.adapters import InputSpec, TorchClassifier
 from garrison.poisoning import Trigger, poison
 from garrison.poisoning.neural_cleanse import neural_cleanse
 from garrison.poisoning.strip import STRIP
+from garrison.testing.digits import train_digits_cnn
 
 TARGET = 0
 RATE = 0.1
 EPOCHS = 20
 
 
-def make_model(seed: int) -> nn.Module:
-    torch.manual_seed(seed)
-    return nn.Sequential(
-        nn.Conv2d(1, 16, 3, padding=1),
-        nn.ReLU(),
-        nn.Conv2d(16, 32, 3, padding=1),
-        nn.ReLU(),
-        nn.MaxPool2d(2),
-        nn.Flatten(),
-        nn.Linear(32 * 4 * 4, 64),
-        nn.ReLU(),
-        nn.Linear(64, 10),
-    )
-
-
 def train(x: np.ndarray, y: np.ndarray, seed: int) -> nn.Module:
-    model = make_model(seed)
-    gen = torch.Generator().manual_seed(seed)
-    xt, yt = torch.as_tensor(x, dtype=torch.float32), torch.as_tensor(y)
-    opt = torch.optim.Adam(model.parameters(), lr=2e-3)
-    model.train()
-    for _ in range(EPOCHS):
-        order = torch.randperm(len(xt), generator=gen)
-        for start in range(0, len(xt), 64):
-            idx = order[start : start + 64]
-            opt.zero_grad()
-            nn.functional.cross_entropy(model(xt[idx]), yt[idx]).backward()
-            opt.step()
-    return model.eval()
+    return train_digits_cnn(x, y, seed=seed, epochs=EPOCHS)
 
 
 def predict(module: nn.Module, x: np.ndarray) -> np.ndarray:

@@ -241,3 +241,22 @@ def test_a_codec_pipeline_is_explained_in_codec_space_with_the_schema_names():
     assert any("decoded records" in note for note in a.notes)
     assert a.feature_names == tuple(codec.schema.names())
     assert a.top_features(1)[0][0] == "income"
+
+
+def test_each_row_carries_its_own_top_features_with_their_sign() -> None:
+    from sklearn.datasets import load_breast_cancer
+
+    data = load_breast_cancer()
+    est = LogisticRegression(max_iter=5000).fit(data.data, data.target)
+    spec = InputSpec((30,), "float64", tuple(data.feature_names))
+    explainer = Explainer(SklearnClassifier(est, input_spec=spec), background=data.data[:100])
+    a = explainer.explain(data.data[:5])
+    tops = a.row_top_features(3)
+    assert len(tops) == 5 and all(len(t) == 3 for t in tops)
+    for row, top in zip(a.values, tops, strict=True):
+        magnitudes = [abs(v) for _, v in top]
+        assert magnitudes == sorted(magnitudes, reverse=True)
+        assert magnitudes[0] == pytest.approx(np.abs(row).max())
+        name, value = top[0]
+        assert value == pytest.approx(row[list(data.feature_names).index(name)])
+    assert a.row_top_features(0) == [[]] * 5

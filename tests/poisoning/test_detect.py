@@ -19,6 +19,7 @@ from garrison.core.errors import ConfigError, InputError  # noqa: E402
 from garrison.poisoning import poison  # noqa: E402
 from garrison.poisoning.detect import PoisonScan, scan_training_set  # noqa: E402
 from garrison.poisoning.representations import extract_representation, layer_names  # noqa: E402
+from garrison.testing.digits import train_digits_cnn  # noqa: E402
 
 pytestmark = pytest.mark.torch
 
@@ -26,36 +27,9 @@ TARGET = 0
 EPOCHS = 8
 
 
-def make_model() -> torch.nn.Module:
-    nn = torch.nn
-    return nn.Sequential(
-        nn.Conv2d(1, 16, 3, padding=1),
-        nn.ReLU(),
-        nn.Conv2d(16, 32, 3, padding=1),
-        nn.ReLU(),
-        nn.MaxPool2d(2),
-        nn.Flatten(),
-        nn.Linear(32 * 4 * 4, 64),
-        nn.ReLU(),
-        nn.Linear(64, 10),
-    )
-
-
 def train(x: np.ndarray, y: np.ndarray, seed: int) -> torch.nn.Module:
     torch.set_num_threads(1)
-    torch.manual_seed(seed)
-    model = make_model()
-    g = torch.Generator().manual_seed(seed)
-    xt, yt = torch.from_numpy(x.astype(np.float32)), torch.from_numpy(y)
-    opt = torch.optim.Adam(model.parameters(), lr=2e-3)
-    for _ in range(EPOCHS):
-        perm = torch.randperm(len(xt), generator=g)
-        for i in range(0, len(xt), 64):
-            idx = perm[i : i + 64]
-            opt.zero_grad()
-            torch.nn.functional.cross_entropy(model(xt[idx]), yt[idx]).backward()
-            opt.step()
-    return model.eval()
+    return train_digits_cnn(x, y, seed=seed, epochs=EPOCHS)
 
 
 def split(seed: int) -> tuple[np.ndarray, np.ndarray]:

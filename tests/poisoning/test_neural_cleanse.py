@@ -23,39 +23,9 @@ from garrison.poisoning.neural_cleanse import (  # noqa: E402
     anomaly_index,
     neural_cleanse,
 )
+from garrison.testing.digits import train_digits_cnn  # noqa: E402
 
 TARGET = 0
-
-
-def _cnn(seed: int) -> nn.Module:
-    torch.manual_seed(seed)
-    return nn.Sequential(
-        nn.Conv2d(1, 16, 3, padding=1),
-        nn.ReLU(),
-        nn.Conv2d(16, 32, 3, padding=1),
-        nn.ReLU(),
-        nn.MaxPool2d(2),
-        nn.Flatten(),
-        nn.Linear(32 * 4 * 4, 64),
-        nn.ReLU(),
-        nn.Linear(64, 10),
-    )
-
-
-def _train(x: np.ndarray, y: np.ndarray, *, seed: int, epochs: int = 15) -> nn.Module:
-    model = _cnn(seed)
-    gen = torch.Generator().manual_seed(seed)
-    xt, yt = torch.as_tensor(x, dtype=torch.float32), torch.as_tensor(y)
-    opt = torch.optim.Adam(model.parameters(), lr=2e-3)
-    model.train()
-    for _ in range(epochs):
-        order = torch.randperm(len(xt), generator=gen)
-        for start in range(0, len(xt), 64):
-            idx = order[start : start + 64]
-            opt.zero_grad()
-            nn.functional.cross_entropy(model(xt[idx]), yt[idx]).backward()
-            opt.step()
-    return model.eval()
 
 
 @pytest.fixture(scope="module")
@@ -72,7 +42,7 @@ def digits() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
 def backdoored(digits):  # type: ignore[no-untyped-def]
     x_train, x_test, y_train, _ = digits
     poisoned = poison(x_train, y_train, kind="badnets", rate=0.1, target=TARGET, size=2, seed=0)
-    module = _train(poisoned.x, poisoned.y, seed=0)
+    module = train_digits_cnn(poisoned.x, poisoned.y, seed=0)
     with torch.no_grad():
         triggered = torch.as_tensor(poisoned.trigger.apply(x_test).astype(np.float32))
         success = float((module(triggered).argmax(1).numpy() == TARGET).mean())
@@ -83,7 +53,7 @@ def backdoored(digits):  # type: ignore[no-untyped-def]
 @pytest.fixture(scope="module")
 def clean_module(digits) -> nn.Module:  # type: ignore[no-untyped-def]
     x_train, _, y_train, _ = digits
-    return _train(x_train, y_train, seed=1)
+    return train_digits_cnn(x_train, y_train, seed=1)
 
 
 def test_flags_the_target_class_of_a_badnets_model(backdoored, digits) -> None:  # type: ignore[no-untyped-def]

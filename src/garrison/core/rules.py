@@ -803,3 +803,21 @@ MODEL_FAIRNESS_GAP = register_rule(
         references=(),
     )
 )
+MODEL_TRIGGER_REGION = register_rule(
+    Rule(
+        id="GAR-XP-005",
+        title="A small input region hijacks the model to one class",
+        severity=Severity.HIGH,
+        stage=Stage.MODEL,
+        description="Many training rows of one class are decided by a few features that, pasted into inputs the "
+        "model puts in other classes, send most of them to that class, unlike every other class (attribution-"
+        "guided trigger localisation, after SentiNet): the signature of a backdoor trigger. The class, the share "
+        "of its rows that hijack and the localised region (a bounding box for images) are in the evidence.",
+        remediation="Treat the model as backdoored until shown otherwise: inspect the training rows of that class "
+        "for the region (`garrison data scan`), run the training check's Neural Cleanse and STRIP, and retrain on "
+        "cleaned data.",
+        references=("atlas:AML.T0018.000", "owasp-ml:2023:ML10", "owasp-ml:2023:ML02"),
+        threat_model="A supplier of training data who planted a trigger that the attacker can add to inputs at "
+        "inference time.",
+    )
+)

@@ -8,7 +8,7 @@ Slices where the model does worse (:func:`find_slices`, with confidence interval
 and group fairness for a named sensitive attribute (:func:`group_fairness`). Security primitives built on
 attributions: leaky identifiers (:func:`leaky_features`), explanation stability
 under small noise (:func:`explanation_stability`) and explanation drift between two datasets
-(:func:`attribution_drift`).
+(:func:`attribution_drift`), and backdoor triggers localised from attributions (:func:`localise_triggers`).
 """
 
 from __future__ import annotations
@@ -19,11 +19,13 @@ from garrison.explain.fairness import FairnessReport, GroupRates, group_fairness
 from garrison.explain.leakage import FeatureLeak, LeakScan, leaky_features
 from garrison.explain.slices import Slice, SliceReport, find_slices
 from garrison.explain.stability import Stability, explanation_stability
+from garrison.explain.triggers import ClassTriggerScore, TriggerScan, localise_triggers
 
 __all__ = [
     "METHODS",
     "AttributionDrift",
     "Attributions",
+    "ClassTriggerScore",
     "Explainer",
     "FairnessReport",
     "FeatureLeak",
@@ -32,6 +34,7 @@ __all__ = [
     "Slice",
     "SliceReport",
     "Stability",
+    "TriggerScan",
     "attribution_drift",
     "attributions",
     "benjamini_hochberg",
@@ -39,4 +42,5 @@ __all__ = [
     "find_slices",
     "group_fairness",
     "leaky_features",
+    "localise_triggers",
 ]

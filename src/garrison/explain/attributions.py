@@ -85,6 +85,13 @@ class Attributions:
         names = self.feature_names or tuple(f"f{j}" for j in range(self.n_features))
         return [(names[j], float(imp[j])) for j in order]
 
+    def row_top_features(self, k: int = 3) -> list[list[tuple[str, float]]]:
+        """Per row, its ``k`` features of largest |attribution| as ``(name, signed value)``, largest first: the
+        compact explanation the inference service attaches to each prediction."""
+        names = self.feature_names or tuple(f"f{j}" for j in range(self.n_features))
+        order = np.argsort(-np.abs(self.values), axis=1, kind="stable")[:, : max(0, k)]
+        return [[(names[j], float(row[j])) for j in idx] for row, idx in zip(self.values, order, strict=True)]
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "method": self.method,

@@ -13,7 +13,6 @@ pytestmark = pytest.mark.torch
 
 from sklearn.datasets import load_digits  # noqa: E402
 from sklearn.model_selection import train_test_split  # noqa: E402
-from torch import nn  # noqa: E402
 
 from garrison.adapters import InputSpec, TorchClassifier  # noqa: E402
 from garrison.audit.checks.training import TrainingCheck  # noqa: E402
@@ -21,38 +20,9 @@ from garrison.audit.context import AuditContext  # noqa: E402
 from garrison.core.results import CheckStatus  # noqa: E402
 from garrison.data import load_dataset  # noqa: E402
 from garrison.poisoning import poison  # noqa: E402
+from garrison.testing.digits import train_digits_cnn  # noqa: E402
 
 TARGET = 0
-
-
-def _cnn() -> nn.Module:
-    torch.manual_seed(0)
-    return nn.Sequential(
-        nn.Conv2d(1, 16, 3, padding=1),
-        nn.ReLU(),
-        nn.Conv2d(16, 32, 3, padding=1),
-        nn.ReLU(),
-        nn.MaxPool2d(2),
-        nn.Flatten(),
-        nn.Linear(32 * 4 * 4, 64),
-        nn.ReLU(),
-        nn.Linear(64, 10),
-    )
-
-
-def _train(x: np.ndarray, y: np.ndarray, epochs: int = 15) -> nn.Module:
-    model = _cnn()
-    gen = torch.Generator().manual_seed(0)
-    xt, yt = torch.as_tensor(x, dtype=torch.float32), torch.as_tensor(y)
-    opt = torch.optim.Adam(model.parameters(), lr=2e-3)
-    for _ in range(epochs):
-        order = torch.randperm(len(xt), generator=gen)
-        for start in range(0, len(xt), 64):
-            idx = order[start : start + 64]
-            opt.zero_grad()
-            nn.functional.cross_entropy(model(xt[idx]), yt[idx]).backward()
-            opt.step()
-    return model.eval()
 
 
 @pytest.fixture(scope="module")
@@ -73,8 +43,10 @@ def project(tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
     return {
         "root": root,
         "truth": set(poisoned.indices.tolist()),
-        "backdoored": TorchClassifier(_train(poisoned.x, poisoned.y), input_spec=spec, name="badnets"),
-        "clean": TorchClassifier(_train(x_tr, y_tr), input_spec=spec, name="clean"),
+        "backdoored": TorchClassifier(
+            train_digits_cnn(poisoned.x, poisoned.y), input_spec=spec, name="badnets"
+        ),
+        "clean": TorchClassifier(train_digits_cnn(x_tr, y_tr), input_spec=spec, name="clean"),
     }
 
 

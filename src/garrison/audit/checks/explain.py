@@ -10,7 +10,10 @@ scikit-learn trees and linear models, Captum for torch, budgeted permutation SHA
 - slices (GAR-XP-003): categories, feature ranges and sensitive attributes where accuracy is significantly worse
   than on the rest (Wilson intervals, Fisher's test, Benjamini–Hochberg across slices), on the whole test set;
 - group fairness (GAR-XP-004) for each named ``sensitive`` feature of a binary task: the demographic parity ratio
-  below 0.8 (the four-fifths rule) is a finding; every rate and gap is a metric.
+  below 0.8 (the four-fifths rule) is a finding; every rate and gap is a metric;
+- a per-class summary and, for image inputs, attribution heat maps of representative and misclassified rows;
+- trigger localisation (GAR-XP-005) for image inputs, on ``data.train`` (where poisoned rows are): a class whose
+  rows' few most attributed pixels, pasted into other inputs, hijack them (:func:`garrison.explain.localise_triggers`).
 
 Explanations can be fooled (Slack et al. 2020): these findings add evidence, they are not a control on their own.
 """
@@ -24,6 +27,12 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
+from garrison.audit.checks.explain_figures import (
+    class_summary_figure,
+    heat_map_figure,
+    importance_figure,
+    trigger_figure,
+)
 from garrison.audit.context import AuditContext
 from garrison.core.findings import Finding
 from garrison.core.metrics import Metric
@@ -41,6 +50,7 @@ RULE_LEAKY = "GAR-XP-001"
 RULE_UNSTABLE = "GAR-XP-002"
 RULE_SLICE = "GAR-XP-003"
 RULE_FAIRNESS = "GAR-XP-004"
+RULE_TRIGGER = "GAR-XP-005"
 _FOUR_FIFTHS = 0.8
 _BLACK_BOX_ROWS = 50  # rows explained when only predict_proba is available
 _BLACK_BOX_BACKGROUND = 20
@@ -48,7 +58,7 @@ _PERMUTATIONS = 10  # antithetic permutations per row (each costs 2 × features 
 
 
 class ExplainCheck:
-    """Attributions, leaky identifiers, explanation stability, weak slices and group fairness."""
+    """Attributions, leaky identifiers, explanation stability, weak slices, group fairness and trigger regions."""
 
     id: ClassVar[str] = "explain"
     stage: ClassVar[Stage] = Stage.MODEL
@@ -56,7 +66,8 @@ class ExplainCheck:
     requires: ClassVar[frozenset[str]] = frozenset()
     description: ClassVar[str] = (
         "Explainability: global feature importance, leaky identifiers, explanation stability under small noise, "
-        "slices where accuracy is significantly worse, and group fairness for named sensitive attributes."
+        "slices where accuracy is significantly worse, group fairness for named sensitive attributes, and "
+        "backdoor trigger regions localised from attributions (image inputs)."
     )
     options: ClassVar[Mapping[str, Spec]] = {
         "rows": Spec("int", default=200, ge=10, doc="test rows explained (a seeded sample)"),
@@ -68,6 +79,7 @@ class ExplainCheck:
         "leak_share": Spec("float", default=0.5, gt=0, le=1, doc="importance share an identifier needs to be flagged"),
         "min_slice": Spec("int", default=30, ge=5, doc="smallest slice tested"),
         "alpha": Spec("float", default=0.05, gt=0, le=0.5, doc="false discovery rate across slices"),
+        "trigger_rows": Spec("int", default=300, ge=0, doc="training rows per class scanned for a trigger region (0: off)"),
     }  # fmt: skip
 
     def __init__(
@@ -82,6 +94,7 @@ class ExplainCheck:
         leak_share: float = 0.5,
         min_slice: int = 30,
         alpha: float = 0.05,
+        trigger_rows: int = 300,
     ) -> None:
         self.rows = rows
         self.method = method
@@ -92,6 +105,7 @@ class ExplainCheck:
         self.leak_share = leak_share
         self.min_slice = min_slice
         self.alpha = alpha
+        self.trigger_rows = trigger_rows
 
     def run(self, ctx: AuditContext) -> CheckResult:
         from garrison.adapters.base import predict
@@ -132,15 +146,21 @@ class ExplainCheck:
         subject = ctx.model_subject
         importance = result.global_importance()
         share = importance / importance.sum() if importance.sum() > 0 else importance
-        order = np.argsort(-importance, kind="stable")[:15]
         metrics = [
             Metric("top_feature_share", float(share.max()) if len(share) else 0.0, n=len(picked),
                    description=f"share of the mean |attribution| carried by the most important feature ({result.method})"),
         ]  # fmt: skip
+        labels = encode_labels(np.asarray(test.y), model.classes, int(model.n_classes))
+        class_names = list(model.classes or range(model.n_classes))
+        image = test.records is None and x.ndim > 2
         figures = [
-            _importance_figure(names, importance, order, result.method, result.output),
+            importance_figure(names, importance, result.method, result.output),
+            class_summary_figure(result, labels[picked], names, class_names),
             *(Figure("explain-note", "Note", caption=n) for n in result.notes),
         ]
+        if image:
+            probabilities = np.asarray(model.predict_proba(x[picked]))
+            figures.append(heat_map_figure(x[picked], result, labels[picked], probabilities, class_names))
         findings: list[Finding] = []
         leaks = leaky_features(result.values, x[picked], feature_names=names, share_threshold=self.leak_share)
         for leak in leaks.flagged:
@@ -170,11 +190,10 @@ class ExplainCheck:
                     evidence=stability.to_dict(),
                 ))  # fmt: skip
         ctx.budget.check()
-        labels = encode_labels(np.asarray(test.y), model.classes, int(model.n_classes))
         predictions = predict(model, x)
         correct = predictions == labels
         columns = _columns(test, names)
-        if test.records is None and x.ndim > 2:  # pixels are not meaningful slices
+        if image:  # pixels are not meaningful slices
             figures.append(Figure("explain-note", "Note", caption="slices skipped: the inputs are images"))
         else:
             slice_metrics, slice_findings, slice_figure = self._slices(correct, columns, subject)
@@ -189,8 +208,55 @@ class ExplainCheck:
             findings.extend(fair_findings)
             if note:
                 figures.append(Figure("explain-note", "Note", caption=note))
+        if image and self.trigger_rows:
+            ctx.budget.check()
+            note, trigger_findings, trigger_figures = self._triggers(ctx, explainer.route, subject)
+            findings.extend(trigger_findings)
+            figures.extend(trigger_figures)
+            if note:
+                figures.append(Figure("explain-note", "Note", caption=note))
         return CheckResult(self.id, self.stage, metrics=tuple(metrics), findings=tuple(findings),
                            figures=tuple(figures), duration_s=time.perf_counter() - start)  # fmt: skip
+
+    def _triggers(
+        self, ctx: AuditContext, route: str, subject: Any
+    ) -> tuple[str | None, list[Finding], list[Figure]]:
+        from garrison.explain import localise_triggers
+
+        train, model = ctx.train, ctx.model
+        assert model is not None
+        if train is None:
+            return (
+                "trigger localisation skipped: it needs data.train (poisoned rows live in the training set)",
+                [],
+                [],
+            )
+        if route == "permutation":
+            return ("trigger localisation skipped: the model is explained by sampling (permutation SHAP), too "
+                    "slow for every training row"), [], []  # fmt: skip
+        x = np.asarray(train.x)
+        task = ctx.progress.task("explain: trigger localisation", total=model.n_classes)
+        scan = localise_triggers(model, x, method=self.method, max_rows_per_class=self.trigger_rows, seed=ctx.seed,
+                                 progress=lambda _stage, done, _total: task.advance() if done else None)  # fmt: skip
+        task.done()
+        findings = []
+        for c in scan.flagged:
+            where = (
+                f"rows {c.box[0]}-{c.box[2]}, columns {c.box[1]}-{c.box[3]}"
+                if c.box
+                else ", ".join(scan.region_names(c.index))
+            )
+            findings.append(get_rule(RULE_TRIGGER).finding(
+                subject=subject, location=f"class {c.label}", check_id=self.id,
+                message=f"{c.hijacking} of {c.rows} training rows predicted as {c.label} ({100 * c.share:.0f} %) are "
+                f"decided by {scan.top_k} features that, pasted into inputs of other classes, send at least "
+                f"{100 * scan.fool_rate:.0f} % of them to {c.label}; other classes: at most "
+                f"{100 * max((o.share for o in scan.classes if o.index != c.index), default=0.0):.0f} %. "
+                f"Region: {where}.",
+                evidence={**c.to_dict(), "top_k": scan.top_k, "hosts": scan.hosts, "method": scan.method,
+                          "region_features": scan.region_names(c.index)},
+            ))  # fmt: skip
+        return None, findings, [trigger_figure(scan, x)]
 
     def _slices(
         self, correct: np.ndarray, columns: pd.DataFrame, subject: Any
@@ -267,20 +333,3 @@ def _columns(test: Any, names: list[str]) -> pd.DataFrame:
         return test.records[names].reset_index(drop=True)
     flat = np.asarray(test.x).reshape(len(test.x), -1)
     return pd.DataFrame(flat, columns=names)
-
-
-def _importance_figure(
-    names: list[str], importance: np.ndarray, order: np.ndarray, method: str, output: str
-) -> Figure:
-    from garrison.audit.checks.svg import bar_chart
-
-    labels = [names[j] for j in order]
-    values = [float(importance[j]) for j in order]
-    return Figure(
-        "explain-importance",
-        "Global feature importance",
-        svg=bar_chart(labels, values, title=f"Mean |attribution| ({method}, {output})"),
-        table=tuple({"feature": n, "importance": round(v, 6)} for n, v in zip(labels, values, strict=True)),
-        caption="Mean absolute attribution per feature over the explained test rows.",
-        columns=("feature", "importance"),
-    )

@@ -5,7 +5,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from xml.sax.saxutils import escape
 
-__all__ = ["bar_chart", "reliability_diagram"]
+import numpy as np
+
+__all__ = ["bar_chart", "image_grid", "reliability_diagram"]
 
 _SIZE = 320
 _MARGIN = 40
@@ -97,3 +99,67 @@ def bar_chart(labels: Sequence[str], values: Sequence[float], *, title: str, uni
         )
     parts.append("</svg>")
     return "".join(parts)
+
+
+def image_grid(
+    panels: Sequence[tuple[str, np.ndarray, bool]], *, title: str, columns: int = 8, cell: int = 72
+) -> str:
+    """Small images in a grid, each ``(caption, values (h, w), signed)``: unsigned panels in grey from their
+    minimum (black) to maximum (white), signed ones (attributions) blue for negative, white for zero and red for
+    positive, scaled to the panel's largest magnitude. Images larger than 32 × 32 are block-averaged down."""
+    rows = -(-len(panels) // columns) if panels else 0
+    width = columns * (cell + 8) + 8
+    height = 28 + rows * (cell + 22)
+    parts = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" role="img" '
+        f'aria-label="{escape(title)}">',
+        f'<text x="4" y="16" font-size="12" font-weight="bold">{escape(title)}</text>',
+    ]
+    for i, (caption, values, signed) in enumerate(panels):
+        grid = _downsample(np.asarray(values, dtype=np.float64), 32)
+        h, w = grid.shape
+        x0 = 8 + (i % columns) * (cell + 8)
+        y0 = 26 + (i // columns) * (cell + 22)
+        px = cell / max(h, w)
+        parts.append(f'<g transform="translate({x0},{y0})"><title>{escape(caption)}</title>')
+        if signed:
+            peak = float(np.abs(grid).max()) or 1.0
+            colours = [[_diverging(v / peak) for v in row] for row in grid]
+        else:
+            lo, hi = float(grid.min()), float(grid.max())
+            span = (hi - lo) or 1.0
+            colours = [[_grey((v - lo) / span) for v in row] for row in grid]
+        for r in range(h):
+            for c in range(w):
+                parts.append(
+                    f'<rect x="{c * px:.1f}" y="{r * px:.1f}" width="{px:.2f}" height="{px:.2f}" '
+                    f'fill="{colours[r][c]}"/>'
+                )
+        parts.append(
+            f'<rect x="0" y="0" width="{w * px:.1f}" height="{h * px:.1f}" fill="none" stroke="#888"/>'
+            f'<text x="0" y="{cell + 13}" font-size="9">{escape(caption[:18])}</text></g>'
+        )
+    parts.append("</svg>")
+    return "".join(parts)
+
+
+def _downsample(grid: np.ndarray, limit: int) -> np.ndarray:
+    h, w = grid.shape
+    step = max(1, -(-max(h, w) // limit))
+    if step == 1:
+        return grid
+    hh, ww = -(-h // step) * step, -(-w // step) * step
+    padded = np.pad(grid, ((0, hh - h), (0, ww - w)), mode="edge")
+    return padded.reshape(hh // step, step, ww // step, step).mean(axis=(1, 3))
+
+
+def _grey(t: float) -> str:
+    v = round(255 * min(max(t, 0.0), 1.0))
+    return f"#{v:02x}{v:02x}{v:02x}"
+
+
+def _diverging(t: float) -> str:
+    """-1 blue, 0 white, +1 red."""
+    t = min(max(t, -1.0), 1.0)
+    fade = round(255 * (1 - abs(t)))
+    return f"#ff{fade:02x}{fade:02x}" if t >= 0 else f"#{fade:02x}{fade:02x}ff"
