@@ -97,7 +97,7 @@ def main() -> None:
                     target_flagged=t.flagged,
                     target_share=round(t.share, 3),
                     max_other_share=round(max(c.share for c in scan.classes if c.index != target), 3),
-                    iou_region=round(iou(scan.region_mask(target)[:64], truth), 3),
+                    iou_region=round(iou(scan.region_mask(target), truth), 3),
                     iou_box=round(iou(box_mask(t.box), truth), 3),
                     region_size=len(t.region),
                 )

@@ -780,10 +780,10 @@ MODEL_WEAK_SLICE = register_rule(
         title="Model underperforms on a slice of the data",
         severity=Severity.MEDIUM,
         stage=Stage.MODEL,
-        description="The model's accuracy on one slice of the test set (a category, a range of a feature, a value "
-        "of a sensitive attribute) is significantly below its accuracy on the rest, after Benjamini–Hochberg "
-        "control across every slice tested. The slice, its size and both accuracies with 95 % intervals are in "
-        "the evidence.",
+        description="The model's accuracy, calibration (top-label Brier score) or robust accuracy on one slice of "
+        "the test set (a category, a range of a feature, a value of a sensitive attribute) is significantly worse "
+        "than on the rest, after Benjamini–Hochberg control across every slice tested. The metric, the slice, its "
+        "size and both values with 95 % intervals are in the evidence.",
         remediation="Collect more training data for the slice, check its labels and features for errors, and "
         "report per-slice metrics; decide whether the model may be used for that slice at all.",
         references=(),

@@ -23,7 +23,6 @@ and never stands alone.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -79,6 +78,7 @@ class TriggerScan:
     fool_rate: float
     image_shape: tuple[int, int] | None
     method: str
+    n_features: int
     feature_names: tuple[str, ...] | None = None
 
     @property
@@ -87,8 +87,7 @@ class TriggerScan:
 
     def region_mask(self, index: int) -> np.ndarray:
         """The region of class ``index`` as a boolean mask over the flattened features."""
-        n = math.prod(self.image_shape) if self.image_shape else len(self.feature_names or ())
-        mask = np.zeros(max(n, max(self.classes[index].region, default=-1) + 1), dtype=bool)
+        mask = np.zeros(self.n_features, dtype=bool)
         mask[list(self.classes[index].region)] = True
         return mask
 
@@ -231,6 +230,7 @@ def localise_triggers(
         fool_rate=fool_rate,
         image_shape=image_shape,  # type: ignore[arg-type]
         method=used,
+        n_features=d,
         feature_names=tuple(str(n) for n in names) if names is not None and len(names) == d else None,
     )
 

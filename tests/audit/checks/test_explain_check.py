@@ -68,6 +68,10 @@ def test_a_region_the_model_gets_wrong_is_a_weak_slice_with_fairness_metrics(tmp
     assert result.status is CheckStatus.OK, result.error
     slices = [f.location for f in result.findings if f.rule_id == "GAR-XP-003"]
     assert "slice region = east" in slices
+    # east's confident guesses are half wrong: its top-label Brier score is worse too
+    assert "slice region = east (top-label Brier score)" in slices
+    calibration = next(f for f in result.figures if f.id == "explain-calibration-slices")
+    assert calibration.table[0]["slice"] == "region = east" and calibration.table[0]["brier"] > 0
     assert result.metric("fairness.region.demographic_parity_ratio") is not None
     assert result.metric("stability").value > 0.9  # linear SHAP is smooth
 

@@ -1,11 +1,18 @@
 from __future__ import annotations
 
-import numpy as np
-import pytest
+from pathlib import Path
 
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.linear_model import LogisticRegression
+
+from garrison.adapters import SklearnClassifier
 from garrison.audit.checks.robustness import RobustnessCheck, threat_bounds
 from garrison.audit.context import AuditContext
+from garrison.core.config import DataSourceConfig
 from garrison.core.results import CheckStatus
+from garrison.data import load_datasets
 from garrison.testing import assert_conforms, make_context
 
 
@@ -24,8 +31,36 @@ def test_tabular_metrics_and_figures() -> None:
     assert clean is not None and strong is not None and clean.n == 40
     assert strong.value < clean.value
     assert result.metric("robust_accuracy").value == strong.value  # type: ignore[union-attr]
-    assert [f.id for f in result.figures] == ["robustness-curve", "robustness-classes"]
+    assert [f.id for f in result.figures] == ["robustness-curve", "robustness-classes", "robustness-slices"]
     assert "<svg" in (result.figures[0].svg or "")
+    assert all(0 <= row["robust_accuracy"] <= 1 for row in result.figures[2].table)
+    assert result.metric("worst_slice_gap") is not None
+
+
+def test_rows_near_the_boundary_are_a_weak_robustness_slice(tmp_path: Path) -> None:
+    rng = np.random.default_rng(0)
+    n = 600
+    group = rng.choice(["near", "far"], size=n)
+    side = rng.choice([-1.0, 1.0], size=n)
+    # the same accuracy everywhere, but "near" rows sit just beside the boundary and "far" rows well away from it
+    x1 = np.where(group == "near", side * rng.uniform(0.05, 0.3, n), side * rng.uniform(2.0, 3.0, n))
+    frame = pd.DataFrame(
+        {"x1": x1, "x2": rng.normal(size=n), "group": group, "label": (side > 0).astype(int)}
+    )
+    frame.iloc[:300].to_csv(tmp_path / "train.csv", index=False)
+    frame.iloc[300:].to_csv(tmp_path / "test.csv", index=False)
+    data = load_datasets(
+        {r: DataSourceConfig(str(tmp_path / f"{r}.csv"), label="label") for r in ("train", "test")}
+    )
+    model = SklearnClassifier(LogisticRegression().fit(data["train"].x, data["train"].y))
+    result = RobustnessCheck(
+        eps=[0.05], n_samples=300, queries=60, selftest=False, min_perturbation=False
+    ).run(AuditContext(model=model, test=data["test"], seed=0))
+    assert result.status is CheckStatus.OK, result.error
+    weak = [f.location for f in result.findings if f.rule_id == "GAR-XP-003"]
+    assert "slice group = near (robust accuracy)" in weak
+    assert "slice group = far (robust accuracy)" not in weak
+    assert result.metric("worst_slice_gap").value < -0.3  # type: ignore[union-attr]
 
 
 def test_threat_bounds_of_tabular_data_are_constrained() -> None:

@@ -7,8 +7,9 @@ scikit-learn trees and linear models, Captum for torch, budgeted permutation SHA
 - the global importance figure (mean |attribution| per feature);
 - leaky identifiers (GAR-XP-001): a feature that carries most of the decision and looks like an id or row number;
 - explanation stability (GAR-XP-002): the share of rows whose attributions reorder under 1 % noise;
-- slices (GAR-XP-003): categories, feature ranges and sensitive attributes where accuracy is significantly worse
-  than on the rest (Wilson intervals, Fisher's test, Benjamini–Hochberg across slices), on the whole test set;
+- slices (GAR-XP-003): categories, feature ranges and sensitive attributes where accuracy, or calibration (the
+  top-label Brier score, ``(confidence - correct)²`` per row), is significantly worse than on the rest (Wilson or t
+  intervals, Fisher's or Welch's test, Benjamini–Hochberg across slices), on the whole test set;
 - group fairness (GAR-XP-004) for each named ``sensitive`` feature of a binary task: the demographic parity ratio
   below 0.8 (the four-fifths rule) is a finding; every rate and gap is a metric;
 - a per-class summary and, for image inputs, attribution heat maps of representative and misclassified rows;
@@ -33,6 +34,7 @@ from garrison.audit.checks.explain_figures import (
     importance_figure,
     trigger_figure,
 )
+from garrison.audit.checks.slicing import ACCURACY, CALIBRATION, dataset_columns, slice_output
 from garrison.audit.context import AuditContext
 from garrison.core.findings import Finding
 from garrison.core.metrics import Metric
@@ -42,13 +44,12 @@ from garrison.core.schema_spec import Spec
 from garrison.core.severity import Stage
 
 if TYPE_CHECKING:
-    import pandas as pd
+    pass
 
 __all__ = ["ExplainCheck"]
 
 RULE_LEAKY = "GAR-XP-001"
 RULE_UNSTABLE = "GAR-XP-002"
-RULE_SLICE = "GAR-XP-003"
 RULE_FAIRNESS = "GAR-XP-004"
 RULE_TRIGGER = "GAR-XP-005"
 _FOUR_FIFTHS = 0.8
@@ -108,7 +109,6 @@ class ExplainCheck:
         self.trigger_rows = trigger_rows
 
     def run(self, ctx: AuditContext) -> CheckResult:
-        from garrison.adapters.base import predict
         from garrison.data.labels import encode_labels
         from garrison.explain import Explainer, explanation_stability, leaky_features
 
@@ -159,8 +159,8 @@ class ExplainCheck:
             *(Figure("explain-note", "Note", caption=n) for n in result.notes),
         ]
         if image:
-            probabilities = np.asarray(model.predict_proba(x[picked]))
-            figures.append(heat_map_figure(x[picked], result, labels[picked], probabilities, class_names))
+            picked_proba = np.asarray(model.predict_proba(x[picked]))
+            figures.append(heat_map_figure(x[picked], result, labels[picked], picked_proba, class_names))
         findings: list[Finding] = []
         leaks = leaky_features(result.values, x[picked], feature_names=names, share_threshold=self.leak_share)
         for leak in leaks.flagged:
@@ -190,16 +190,22 @@ class ExplainCheck:
                     evidence=stability.to_dict(),
                 ))  # fmt: skip
         ctx.budget.check()
-        predictions = predict(model, x)
+        probabilities = np.asarray(model.predict_proba(x))
+        predictions = probabilities.argmax(axis=1)
         correct = predictions == labels
-        columns = _columns(test, names)
+        columns = dataset_columns(test)
         if image:  # pixels are not meaningful slices
             figures.append(Figure("explain-note", "Note", caption="slices skipped: the inputs are images"))
         else:
-            slice_metrics, slice_findings, slice_figure = self._slices(correct, columns, subject)
-            metrics.extend(slice_metrics)
-            findings.extend(slice_findings)
-            figures.append(slice_figure)
+            confidence = probabilities.max(axis=1)
+            for what, values in ((ACCURACY, correct), (CALIBRATION, -((confidence - correct) ** 2))):
+                slice_metrics, slice_findings, slice_figure = slice_output(
+                    values, columns, what=what, subject=subject, check_id=self.id,
+                    sensitive=self.sensitive or (), min_size=self.min_slice, alpha=self.alpha,
+                )  # fmt: skip
+                metrics.extend(slice_metrics)
+                findings.extend(slice_findings)
+                figures.append(slice_figure)
         for feature in self.sensitive or ():
             fair_metrics, fair_findings, note = self._fairness(
                 labels, predictions, columns[feature], feature, subject
@@ -258,40 +264,6 @@ class ExplainCheck:
             ))  # fmt: skip
         return None, findings, [trigger_figure(scan, x)]
 
-    def _slices(
-        self, correct: np.ndarray, columns: pd.DataFrame, subject: Any
-    ) -> tuple[list[Metric], list[Finding], Figure]:
-        from garrison.explain import find_slices
-
-        report = find_slices(correct, columns, sensitive=list(self.sensitive or ()), min_size=self.min_slice,
-                             alpha=self.alpha)  # fmt: skip
-        findings = [
-            get_rule(RULE_SLICE).finding(
-                subject=subject, location=f"slice {s.feature} = {s.label}", check_id=self.id,
-                message=f"Accuracy on {s.feature} = {s.label} ({s.size} rows) is {100 * s.value:.1f} % "
-                f"[{100 * s.ci_low:.1f}, {100 * s.ci_high:.1f}] against {100 * s.rest_value:.1f} % on the rest "
-                f"(adjusted p = {s.p_adjusted:.2g}).",
-                evidence={"feature": s.feature, "slice": s.label, "size": s.size, "accuracy": s.value,
-                          "ci": [s.ci_low, s.ci_high], "rest_accuracy": s.rest_value, "p_adjusted": s.p_adjusted,
-                          "sensitive": s.sensitive},
-            )
-            for s in report.significant
-        ]  # fmt: skip
-        worst = report.worst(10)
-        gap = min((s.difference for s in report.slices), default=0.0)
-        metrics = [Metric("worst_slice_gap", float(gap), n=report.n_rows, higher_is_better=True,
-                          description="accuracy of the worst slice minus that of the rest")]  # fmt: skip
-        table = tuple(
-            {"slice": f"{s.feature} = {s.label}", "rows": s.size, "accuracy": round(s.value, 4),
-             "rest": round(s.rest_value, 4), "p_adjusted": float(f"{s.p_adjusted:.3g}"), "significant": s.significant}
-            for s in worst
-        )  # fmt: skip
-        figure = Figure("explain-slices", "Worst slices (accuracy)", table=table,
-                        caption=f"{len(report.slices)} slices tested; significant: adjusted p ≤ {self.alpha} "
-                        "(Benjamini–Hochberg) and worse than the rest.",
-                        columns=("slice", "rows", "accuracy", "rest", "p_adjusted", "significant"))  # fmt: skip
-        return metrics, findings, figure
-
     def _fairness(
         self, labels: np.ndarray, predictions: np.ndarray, groups: Any, feature: str, subject: Any
     ) -> tuple[list[Metric], list[Finding], str | None]:
@@ -323,13 +295,3 @@ class ExplainCheck:
                           "equalized_odds_difference": report.equalized_odds_difference},
             ))  # fmt: skip
         return metrics, findings, None
-
-
-def _columns(test: Any, names: list[str]) -> pd.DataFrame:
-    """The test set's features as the user has them (records for tabular data, the numeric array otherwise)."""
-    import pandas as pd
-
-    if test.records is not None:
-        return test.records[names].reset_index(drop=True)
-    flat = np.asarray(test.x).reshape(len(test.x), -1)
-    return pd.DataFrame(flat, columns=names)

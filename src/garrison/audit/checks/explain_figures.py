@@ -121,7 +121,7 @@ def trigger_figure(scan: TriggerScan, x: np.ndarray) -> Figure:
     if scan.image_shape is not None and scan.flagged:
         panels = [("mean input", _plane(np.asarray(x, dtype=np.float64).mean(axis=0)), False)]
         for c in scan.flagged:
-            mask = scan.region_mask(c.index)[: int(np.prod(x.shape[1:]))]
+            mask = scan.region_mask(c.index)
             panels.append(
                 (f"class {c.label} region", _plane(mask.reshape(x.shape[1:]).astype(np.float64)), False)
             )

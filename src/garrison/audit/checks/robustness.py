@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
+from garrison.audit.checks.slicing import ROBUST_ACCURACY, dataset_columns, slice_output
 from garrison.audit.context import AuditContext
 from garrison.core.findings import Finding
 from garrison.core.metrics import Metric
@@ -157,12 +158,24 @@ class RobustnessCheck:
         findings = list(self._masking_findings(ctx, evaluation))
         if self.selftest and white_box:
             findings.extend(self._selftest_findings(ctx, ensemble, x, radii, bounds, n_classes))
+        metrics = _metrics(evaluation, radii)
+        figures = _figures(evaluation, radii, test.schema.sample_shape)
+        middle = radii[len(radii) // 2]
+        if x.ndim == 2 and middle in evaluation.eps:  # tabular rows: where is robustness significantly worse?
+            robust = evaluation.robust_correct[evaluation.eps.index(middle)]
+            slice_metrics, slice_findings, slice_figure = slice_output(
+                robust, dataset_columns(test, idx), what=ROBUST_ACCURACY, subject=ctx.model_subject,
+                check_id=self.id, min_size=min(30, max(5, len(idx) // 4)),
+            )  # fmt: skip
+            metrics.extend(slice_metrics)
+            findings.extend(slice_findings)
+            figures.append(slice_figure)
         return CheckResult(
             self.id,
             self.stage,
-            metrics=tuple(_metrics(evaluation, radii)),
+            metrics=tuple(metrics),
             findings=tuple(findings),
-            figures=tuple(_figures(evaluation, radii, test.schema.sample_shape)),
+            figures=tuple(figures),
             partial=evaluation.partial,
         )
 
