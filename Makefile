@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup demo test lint format bench bench-env bench-scan bench-encrypt clean
+.PHONY: setup demo test lint format bench bench-env bench-scan bench-encrypt bench-serve bench-drift clean
 
 setup: $(STAMP)
 
@@ -37,13 +37,21 @@ bench: setup
 	$(BIN)/python bench/startup.py
 
 # Peer scanners for bench/, each in its own venv (never in .venv: their pins conflict).
-BENCH_PEERS := modelscan picklescan fickling presidio art
+BENCH_PEERS := modelscan picklescan fickling presidio art evidently
 
 bench-env:
 	@for peer in $(BENCH_PEERS); do \
 		test -x .bench-env-$$peer/bin/python || $(PYTHON) -m venv .bench-env-$$peer; \
 		.bench-env-$$peer/bin/python -m pip install --quiet -r bench/requirements-$$peer.txt; \
 	done
+
+bench-serve: setup
+	@command -v wrk >/dev/null || { echo "bench-serve needs wrk (Debian: apt-get install wrk)"; exit 2; }
+	$(BIN)/python bench/serve_bench.py --rounds 3 --duration 10
+
+bench-drift: setup bench-env
+	$(BIN)/python bench/drift_bench.py --rows 1000000 --rounds 3 --evidently-python .bench-env-evidently/bin/python
+	$(BIN)/python bench/probing_bench.py
 
 bench-scan: setup bench-env
 	$(BIN)/python bench/scan_bench.py --rounds 5

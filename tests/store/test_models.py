@@ -17,6 +17,8 @@ from garrison.store.models import Base
 
 TABLES = {
     "alembic_version",
+    "api_keys",
+    "audit_log",
     "audits",
     "events",
     "findings",

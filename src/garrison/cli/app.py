@@ -51,17 +51,23 @@ def _register() -> None:
         findings_cmd,
         fl_cmd,
         harden_cmd,
+        incidents_cmd,
         init_cmd,
+        keys_cmd,
+        log_cmd,
+        monitor_cmd,
         poisoning_cmd,
         privacy_cmd,
         protect_cmd,
         robustness_cmd,
         scan_cmd,
+        serve_cmd,
         train_cmd,
     )
 
     for module in (init_cmd, audit_cmd, demo_cmd, findings_cmd, catalog_cmd, scan_cmd, harden_cmd, robustness_cmd,
-                   train_cmd, privacy_cmd, poisoning_cmd, protect_cmd, data_cmd, fl_cmd, explain_cmd):  # fmt: skip
+                   train_cmd, privacy_cmd, poisoning_cmd, protect_cmd, data_cmd, fl_cmd, explain_cmd, serve_cmd,
+                   incidents_cmd, keys_cmd, log_cmd, monitor_cmd):  # fmt: skip
         module.register(app)
 
 

@@ -129,6 +129,70 @@ CONFIG_SPEC = Spec(
                 ),
             },
         ),
+        "serve": Spec(
+            "map",
+            doc="the guarded inference service (`garrison serve`)",
+            fields={
+                "host": Spec("str", default="127.0.0.1"),
+                "port": Spec("int", default=8000, ge=0, le=65535),
+                "store": Spec(
+                    "str", default=None, doc="store URL for keys, incidents and the audit log", secret=True
+                ),
+                "max_body_bytes": Spec("int", default=1 << 20, ge=64),
+                "max_batch": Spec("int", default=256, ge=1),
+                "rate": Spec("float", default=50.0, gt=0, doc="rows per second per API key"),
+                "burst": Spec("float", default=200.0, ge=1, doc="token-bucket size per API key"),
+                "timeout_s": Spec(
+                    "float", default=10.0, gt=0, doc="longest model call before a 503 (with offload)"
+                ),
+                "offload": Spec(
+                    "bool",
+                    default=False,
+                    doc="call the model in a worker thread under timeout_s "
+                    "(slow models; costs ~0.1 ms per request)",
+                ),
+                "explain": Spec("bool", default=True, doc="serve /v1/explain"),
+                "explain_top_k": Spec("int", default=3, ge=1),
+                "log_payloads": Spec("bool", default=False, doc="keep request bodies in the audit log"),
+                "drift_window": Spec("int", default=1000, ge=10),
+                "drift_every": Spec("int", default=500, ge=1, doc="rows between drift checks"),
+                "drift_min_interval_s": Spec(
+                    "float", default=30.0, ge=0, doc="seconds between drift checks, at least"
+                ),
+                "worker": Spec("str", default="w0", doc="this worker's audit-log chain"),
+                "fsync": Spec(
+                    "bool",
+                    default=False,
+                    doc="sync each audit-log commit to disk: survives a power cut, "
+                    "not only a killed process (SQLite; about 3 ms per request)",
+                ),
+                "quarantine_dir": Spec(
+                    "str", default=None, doc="where quarantined rows are written, encrypted"
+                ),
+                "quarantine_key": Spec(
+                    "str", default=None, doc="key file (garrison protect keygen) for quarantine"
+                ),
+                "require_audit": Spec(
+                    "bool", default=True, doc="refuse a registered model whose audit failed"
+                ),
+                "alerts": Spec(
+                    "map",
+                    fields={
+                        "log": Spec("str", default=None, doc="JSON-lines file of alerts"),
+                        "webhook": Spec("str", default=None, secret=True, doc="Slack-compatible webhook URL"),
+                        "min_interval_s": Spec(
+                            "float", default=60.0, ge=0, doc="same alert at most once per interval"
+                        ),
+                    },
+                ),
+                "playbooks": Spec(
+                    "list",
+                    items=Spec("dict", values=Spec("any")),
+                    default=None,
+                    doc="when <signal> then <actions>: see docs/serve.md",
+                ),
+            },
+        ),
         "report": Spec(
             "map",
             fields={

@@ -11,7 +11,8 @@ the message, and no secret is ever part of a message.
     ├── InputError (ValueError)             a data or model input that cannot be used: .path, .field
     │   ├── DataError                       unreadable, empty or inconsistent dataset
     │   ├── ModelInputMismatchError         model and data disagree (shape, classes)
-    │   └── WrongKeyError                   the key or passphrase given does not open an encrypted file: .path
+    │   ├── WrongKeyError                   the key or passphrase given does not open an encrypted file: .path
+    │   └── RequestError                    a request to the guarded service is refused: .status (4xx), .code
     ├── ModelLoadError                      a model file or factory could not be loaded: .path
     │   └── UntrustedArtifactError          refusing to load code-bearing files (pickle, TorchScript, .pt2)
     │       └── ScanBlockedError            the model-file scan found a problem or could not finish
@@ -41,6 +42,7 @@ __all__ = [
     "RegistryError",
     "RemoteModelError",
     "ReportError",
+    "RequestError",
     "ScanBlockedError",
     "StoreError",
     "UntrustedArtifactError",
@@ -103,6 +105,18 @@ class ModelInputMismatchError(InputError):
 
 class WrongKeyError(InputError):
     """The key or passphrase given does not open this encrypted file (the data key does not unwrap)."""
+
+
+class RequestError(InputError):
+    """A request to the guarded inference service that is refused with HTTP ``status`` (4xx): ``code`` is a
+    stable machine-readable reason, ``field`` names the offending field; the message never echoes the payload."""
+
+    def __init__(
+        self, message: str, *, status: int = 422, code: str = "invalid", field: str | None = None
+    ) -> None:
+        self.status = status
+        self.code = code
+        super().__init__(message, field=field)
 
 
 class ModelLoadError(GarrisonError):

@@ -1,6 +1,7 @@
 """The ORM schema of the store. Private to ``garrison.store``: callers get the frozen records of ``records.py``.
 
-The one migration in ``migrations/versions`` creates exactly these tables; a test checks that the two agree.
+The migrations in ``migrations/versions``, applied in order, create exactly these tables; a test checks that the two
+agree.
 """
 
 from __future__ import annotations
@@ -27,6 +28,8 @@ from sqlalchemy import (
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 __all__ = [
+    "ApiKeyRow",
+    "AuditLogRow",
     "AuditRow",
     "Base",
     "EventRow",
@@ -213,3 +216,34 @@ class IncidentUpdateRow(Base):
     old_status: Mapped[str] = mapped_column(String(20))
     new_status: Mapped[str] = mapped_column(String(20))
     note: Mapped[str] = mapped_column(Text)
+
+
+class ApiKeyRow(Base):
+    """An API key of the inference service: only a hash of its secret is kept (see ``keys.py``)."""
+
+    __tablename__ = "api_keys"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    scopes: Mapped[str] = mapped_column(String(200))  # sorted, comma-separated
+    secret_hash: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[dt.datetime]
+    expires_at: Mapped[dt.datetime | None]
+    revoked_at: Mapped[dt.datetime | None]
+
+
+class AuditLogRow(Base):
+    """One entry of the tamper-evident audit log: a hash chain per worker (see ``auditlog.py``)."""
+
+    __tablename__ = "audit_log"
+    __table_args__ = (UniqueConstraint("worker", "seq"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    worker: Mapped[str] = mapped_column(String(200))
+    seq: Mapped[int]
+    time: Mapped[dt.datetime]
+    kind: Mapped[str] = mapped_column(String(100))
+    actor: Mapped[str] = mapped_column(String(200))
+    payload: Mapped[dict[str, Any]]
+    prev_hash: Mapped[str] = mapped_column(String(64))
+    hash: Mapped[str] = mapped_column(String(64))

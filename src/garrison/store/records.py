@@ -10,16 +10,20 @@ from garrison.core import Severity, Stage, TriageStatus, Verdict
 
 __all__ = [
     "INCIDENT_STATUSES",
+    "KEY_SCOPES",
+    "AuditEntry",
     "AuditSummary",
     "EventRecord",
     "FindingSummary",
     "IncidentRecord",
     "IncidentUpdate",
+    "KeyInfo",
     "ModelVersionRecord",
     "TriageEvent",
 ]
 
 INCIDENT_STATUSES: tuple[str, ...] = ("open", "acknowledged", "mitigated", "resolved")
+KEY_SCOPES: tuple[str, ...] = ("predict", "explain", "admin")
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,3 +129,52 @@ class IncidentRecord:
     opened_at: dt.datetime
     updated_at: dt.datetime
     history: tuple[IncidentUpdate, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class KeyInfo:
+    """An API key as the store describes it: never its secret nor the secret's hash.
+
+    ``expires_at`` is None for a key that never expires, ``revoked_at`` None for one still valid.
+    """
+
+    id: str
+    name: str
+    scopes: frozenset[str]
+    created_at: dt.datetime
+    expires_at: dt.datetime | None = None
+    revoked_at: dt.datetime | None = None
+
+    def allows(self, scope: str) -> bool:
+        """Whether the key grants ``scope`` (``admin`` grants every scope)."""
+        return scope in self.scopes or "admin" in self.scopes
+
+    def is_active(self, now: dt.datetime) -> bool:
+        """Not revoked and not expired at ``now`` (an aware datetime)."""
+        return self.revoked_at is None and (self.expires_at is None or now < self.expires_at)
+
+    def __repr__(self) -> str:
+        # Written out so that nothing added later to the record can leak into logs by accident.
+        expires = None if self.expires_at is None else self.expires_at.isoformat()
+        revoked = None if self.revoked_at is None else self.revoked_at.isoformat()
+        return (
+            f"KeyInfo(id={self.id!r}, name={self.name!r}, scopes={sorted(self.scopes)!r}, "
+            f"expires_at={expires!r}, revoked_at={revoked!r})"
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class AuditEntry:
+    """One entry of the audit log: ``hash = SHA-256(prev_hash || canonical JSON of the entry)``.
+
+    ``seq`` counts from 1 within the chain of one ``worker``; the first entry's ``prev_hash`` is 64 zeros.
+    """
+
+    worker: str
+    seq: int
+    time: dt.datetime
+    kind: str
+    actor: str
+    payload: dict[str, Any]
+    prev_hash: str
+    hash: str

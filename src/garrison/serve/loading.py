@@ -1,0 +1,238 @@
+"""Build the guarded service from garrison.yaml: the model (through the registry's checks), its schema and
+reference data, the store's keys and audit log, detectors, drift monitor, alerts and playbooks.
+
+``build_service(cfg)`` returns a :class:`ServiceBundle`: the :class:`~garrison.serve.app.GuardedService`, its
+FastAPI app, and ``close()`` for the store and alert threads. The reference is ``data.train`` (else ``data.test``):
+the validator's schema, the detectors' calibration, the drift reference and the explainer's background.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from garrison.core.errors import ConfigError
+
+if TYPE_CHECKING:
+    from fastapi import FastAPI
+
+    from garrison.core.config import GarrisonConfig
+    from garrison.serve.app import GuardedService
+
+__all__ = ["ServiceBundle", "build_service"]
+
+# probing kinds of garrison.monitor.probing and how severe each is as a playbook signal
+_PROBING_SEVERITY = {"volume": "medium", "near_duplicates": "high", "boundary": "high", "ood_share": "medium"}
+
+
+@dataclass
+class ServiceBundle:
+    """A built service: ``service``, its ``app``, and what ``close()`` releases."""
+
+    service: GuardedService
+    app: FastAPI
+    closers: list[Callable[[], None]] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    def close(self) -> None:
+        for close in reversed(self.closers):
+            close()
+
+
+def build_service(cfg: GarrisonConfig, *, env: Mapping[str, str] | None = None, store_url: str | None = None
+                  ) -> ServiceBundle:  # fmt: skip
+    """The service of ``cfg`` (see the module docstring). ``store_url`` overrides ``serve.store``; without either
+    the project's SQLite store ``.garrison/garrison.db`` beside the config is used."""
+    from garrison.adapters.loading import load_classifier
+    from garrison.data import load_datasets
+    from garrison.monitor.alerts import AlertRouter, JsonLogSink, WebhookSink
+    from garrison.registry import ModelRegistry, RegistryRefusal
+    from garrison.respond import IncidentResponder, parse_playbooks
+    from garrison.serve.actions import ServiceActions
+    from garrison.serve.app import GuardedService, create_app
+    from garrison.serve.settings import ServeSettings
+    from garrison.store import AuditLog, KeyRing, Store, default_url
+
+    raw: dict[str, Any] = dict(cfg.raw.get("serve") or {})
+    settings = ServeSettings.from_mapping(raw)
+    if cfg.model is None:
+        raise ConfigError("`garrison serve` needs a `model` section", path=cfg.source, key="model")
+    sources = {r: s for r, s in (("train", cfg.data.train), ("test", cfg.data.test)) if s is not None}
+    if not sources:
+        raise ConfigError("`garrison serve` needs `data.train` or `data.test` (the schema and reference)",
+                          path=cfg.source, key="data")  # fmt: skip
+    datasets = load_datasets(sources, base_dir=cfg.base_dir, overrides=cfg.data.features)
+    reference = datasets.get("train") or datasets["test"]
+    store = Store.open(
+        store_url or raw.get("store") or default_url(cfg.base_dir), durable=bool(raw.get("fsync"))
+    )
+    bundle_closers: list[Callable[[], None]] = [store.close]
+    notes: list[str] = []
+    try:
+        registry = ModelRegistry(
+            store, public_key=cfg.scan.require_signature, require_audit=raw.get("require_audit", True)
+        )
+        model_cfg = cfg.model
+        version = ""
+        serving = registry.serving(model_cfg.name)
+        if serving is not None:
+            problems = registry.problems(serving)
+            if problems:
+                raise RegistryRefusal(model_cfg.name, serving.version, problems)
+            from dataclasses import replace
+
+            model_cfg, version = replace(model_cfg, path=serving.uri), serving.version
+        else:
+            notes.append(f"model {model_cfg.name!r} has no registered serving version: serving {model_cfg.path} "
+                         "without registry checks")  # fmt: skip
+
+        def load(config: Any) -> Any:
+            return load_classifier(config, base_dir=cfg.base_dir, sample_shape=tuple(reference.x.shape[1:]),
+                                   codec=reference.codec, feature_names=reference.schema.names(),
+                                   trusted_types=cfg.scan.allowlist)  # fmt: skip
+
+        model = load(model_cfg)
+        keys = KeyRing.from_store(store)
+        audit_log = AuditLog(store, worker=settings.worker)
+        service = GuardedService(model=model, schema=reference.schema, keys=keys, settings=settings,
+                                 audit_log=audit_log, model_version=version,
+                                 records=reference.records is not None)  # fmt: skip
+        x_ref = np.asarray(reference.x, dtype=np.float64)
+        if raw.get("explain", True):
+            service.explainer = _explainer(model, x_ref, notes)
+
+        alerts_cfg = raw.get("alerts") or {}
+        sinks: list[Any] = []
+        if alerts_cfg.get("log"):
+            sinks.append(JsonLogSink(cfg.resolve(alerts_cfg["log"])))
+        if alerts_cfg.get("webhook"):
+            webhook = WebhookSink(alerts_cfg["webhook"])
+            sinks.append(webhook)
+            bundle_closers.append(webhook.close)
+        router = AlertRouter(sinks, min_interval_s=float(alerts_cfg.get("min_interval_s", 60.0)),
+                             on_send=lambda a: service.metrics.alerts.labels(a.kind).inc())  # fmt: skip
+
+        def rollback() -> tuple[Any, str]:
+            target = registry.rollback_target(cfg.model.name)  # type: ignore[union-attr]
+            if target is None:
+                raise RuntimeError("no earlier version passes its audit and signature checks")
+            from dataclasses import replace
+
+            loaded = load(replace(cfg.model, path=target.uri))  # type: ignore[arg-type]
+            store.set_serving(target.model_name, target.version)
+            return loaded, target.version
+
+        actions = ServiceActions(service, alerts=router, rollback=rollback,
+                                 quarantine_dir=cfg.resolve(raw["quarantine_dir"]) if raw.get("quarantine_dir") else None,
+                                 quarantine_key=_quarantine_key(raw, cfg, env))  # fmt: skip
+        responder = IncidentResponder(parse_playbooks(raw.get("playbooks"), path=cfg.source), actions, store=store,
+                                      model_name=cfg.model.name)  # fmt: skip
+        service.hooks.extend(_detector_hooks(service, x_ref, responder, settings, cfg.seed))
+        app = create_app(service)
+        bundle_closers.extend([audit_log.close, service.close])
+    except BaseException:
+        for close in reversed(bundle_closers):
+            close()
+        raise
+    return ServiceBundle(service, app, bundle_closers, notes)
+
+
+def _explainer(model: Any, x_ref: np.ndarray, notes: list[str]) -> Any:
+    from garrison.core.errors import MissingDependencyError
+    from garrison.explain import Explainer
+
+    rng = np.random.default_rng(0)
+    background = x_ref[rng.choice(len(x_ref), size=min(50, len(x_ref)), replace=False)]
+    try:
+        explainer = Explainer(model, background=background, budget_s=1.0, max_background=20)
+        explainer.explain(x_ref[:1])  # build the backend now, not on the first request
+    except MissingDependencyError as exc:
+        notes.append(f"/v1/explain is off: {exc}")
+        return None
+    return explainer
+
+
+def _quarantine_key(raw: Mapping[str, Any], cfg: GarrisonConfig, env: Mapping[str, str] | None) -> Any:
+    path = raw.get("quarantine_key")
+    if not path:
+        return None
+    from garrison.protect.keys import KeyEncryptionKey
+
+    return KeyEncryptionKey.from_file(cfg.resolve(path))
+
+
+def _detector_hooks(service: GuardedService, x_ref: np.ndarray, responder: Any, settings: Any, seed: int
+                    ) -> list[Callable[[str, np.ndarray, np.ndarray, float], None]]:  # fmt: skip
+    """Per-batch hooks: OOD rows, low margins, query patterns per key, the sliding drift window; each signal
+    goes to the responder (playbooks) and the detection counters."""
+    from garrison.monitor.detectors import MarginDetector, OODDetector
+    from garrison.monitor.probing import QueryMonitor
+    from garrison.respond import Signal
+
+    metrics = service.metrics
+    flat = x_ref.reshape(len(x_ref), -1)
+    probs_ref = np.asarray(service.model.predict_proba(x_ref), dtype=np.float64)
+    ood = OODDetector(seed=seed).fit(flat)
+    low_margin = MarginDetector().fit(probs_ref)
+    queries = QueryMonitor(ood=ood, seed=seed).fit(flat, probs_ref)
+    counters = {name: metrics.detections.labels(name) for name in ("ood", "low_margin", *_PROBING_SEVERITY)}
+
+    def detectors(key: str, x: np.ndarray, probs: np.ndarray, now: float) -> None:
+        rows = x.reshape(len(x), -1)
+        flagged_ood = ood.flag(rows)
+        n_ood = int(flagged_ood.sum())
+        if n_ood:
+            counters["ood"].inc(n_ood)
+        n_low = int(low_margin.flag(probs).sum())
+        if n_low:
+            counters["low_margin"].inc(n_low)
+        for signal in queries.observe(key, rows, probs, now):
+            counters[signal.kind].inc()
+            responder.handle(
+                Signal("probing", _PROBING_SEVERITY.get(signal.kind, "medium"), key,
+                       f"key {key}: {signal.kind.replace('_', ' ')} {signal.score:.3g} ≥ {signal.threshold:.3g}",
+                       details=signal.to_dict()),
+                rows,
+            )  # fmt: skip
+        if n_ood and n_ood == len(rows):
+            responder.handle(Signal("ood", "low", key, f"key {key}: {n_ood} out-of-distribution rows",
+                                    details={"rows": n_ood}), rows[flagged_ood])  # fmt: skip
+
+    return [detectors, _drift_hook(service, flat, responder, settings, metrics)]
+
+
+def _drift_hook(service: GuardedService, flat: np.ndarray, responder: Any, settings: Any, metrics: Any
+                ) -> Callable[[str, np.ndarray, np.ndarray, float], None]:  # fmt: skip
+    """Feed every predicted row into the sliding window; test it every ``drift_every`` rows (at most once per
+    ``drift_min_interval_s``: a check reads the whole reference) and raise a ``drift`` signal when features drifted."""
+    from garrison.data.schema import FeatureKind
+    from garrison.monitor import DriftMonitor, DriftReference
+    from garrison.respond import Signal
+
+    schema = service.schema
+    categorical = [f.name for f in schema.features if f.kind is FeatureKind.CATEGORICAL]
+    reference = DriftReference.fit(flat, feature_names=list(schema.names()), categorical=categorical)
+    window = DriftMonitor(reference, window=settings.drift_window)
+    state = {"since": 0, "last": -float("inf")}
+
+    def drift(key: str, x: np.ndarray, probs: np.ndarray, now: float) -> None:
+        rows = x.reshape(len(x), -1)
+        window.update(rows)
+        state["since"] += len(rows)
+        if state["since"] < settings.drift_every or len(window) < settings.drift_window:
+            return
+        if now - state["last"] < settings.drift_min_interval_s:
+            return
+        state["since"], state["last"] = 0, now
+        report = window.check()
+        drifted = list(report.drifted_columns)
+        metrics.drifted.set(len(drifted))
+        if drifted:
+            names = ", ".join(drifted[:5]) + (" ..." if len(drifted) > 5 else "")
+            responder.handle(Signal("drift", "medium", "model", f"{len(drifted)} features drifted: {names}",
+                                    details={"drifted": drifted, "window": len(window)}))  # fmt: skip
+
+    return drift

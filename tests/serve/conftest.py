@@ -1,0 +1,88 @@
+"""A real guarded service for the serve tests: the demo project, a SQLite store with keys, uvicorn on 127.0.0.1."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("fastapi")
+
+from garrison.audit.demo import write_demo_project
+from garrison.core import load_config
+from garrison.serve import ServiceBundle, build_service
+from garrison.store import Store
+
+SERVE_SECTION = """
+serve:
+  rate: 2000
+  burst: 400
+  max_batch: 64
+  max_body_bytes: 65536
+  drift_window: 60
+  drift_every: 60
+  drift_min_interval_s: 0
+  alerts: {{log: alerts.jsonl, min_interval_s: 0}}
+  playbooks:
+    - {{name: watch-drift, when: drift, then: [notify]}}
+    - name: stop-probing
+      when: probing
+      min_severity: high
+      then: [notify, block]
+"""
+
+
+@dataclass
+class Running:
+    url: str
+    root: Path
+    bundle: ServiceBundle
+    store_url: str
+    keys: dict[str, str]
+
+
+def start_server(bundle: ServiceBundle) -> tuple[object, threading.Thread, str]:
+    import uvicorn
+
+    server = uvicorn.Server(uvicorn.Config(bundle.app, host="127.0.0.1", port=0, log_level="warning",
+                                           access_log=False, lifespan="off", ws="none"))  # fmt: skip
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started:
+        if time.monotonic() > deadline:
+            raise RuntimeError("uvicorn did not start")
+        time.sleep(0.02)
+    port = server.servers[0].sockets[0].getsockname()[1]
+    return server, thread, f"http://127.0.0.1:{port}"
+
+
+@pytest.fixture(scope="session")
+def serve_app() -> object:
+    """``serve_app(bundle) -> (server, thread, url)``: uvicorn on a free port of 127.0.0.1 in a thread."""
+    return start_server
+
+
+@pytest.fixture(scope="module")
+def running(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Running]:
+    root = tmp_path_factory.mktemp("serve")
+    config = write_demo_project(root, report_dir=root / "report")
+    config.write_text(config.read_text() + SERVE_SECTION.format())
+    store_url = f"sqlite:///{root / 'garrison.db'}"
+    keys = {}
+    with Store.open(store_url) as store:
+        for name, scopes in (("client", ["predict", "explain"]), ("explainer-only", ["explain"]),
+                             ("ops", ["admin"]), ("attacker", ["predict"]), ("feed", ["predict"])):  # fmt: skip
+            keys[name] = store.create_key(name, scopes)[1]
+    bundle = build_service(load_config(config), store_url=store_url)
+    server, thread, url = start_server(bundle)
+    try:
+        yield Running(url, root, bundle, store_url, keys)
+    finally:
+        server.should_exit = True  # type: ignore[attr-defined]
+        thread.join(10)
+        bundle.close()
