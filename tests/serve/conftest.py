@@ -26,9 +26,15 @@ serve:
   drift_window: 60
   drift_every: 60
   drift_min_interval_s: 0
+  squeezing: true
+  feedback_window: 20
+  fallback_model: model.skops
+  head_key: head.pem
+  head_export_s: 0.2
   alerts: {{log: alerts.jsonl, min_interval_s: 0}}
   playbooks:
     - {{name: watch-drift, when: drift, then: [notify]}}
+    - {{name: degrade, when: performance, then: [notify, fallback]}}
     - name: stop-probing
       when: probing
       min_severity: high
@@ -72,6 +78,14 @@ def running(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Running]:
     root = tmp_path_factory.mktemp("serve")
     config = write_demo_project(root, report_dir=root / "report")
     config.write_text(config.read_text() + SERVE_SECTION.format())
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    signing = Ed25519PrivateKey.generate()
+    (root / "head.pem").write_bytes(signing.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                                          serialization.NoEncryption()))  # fmt: skip
+    (root / "head.pub").write_bytes(signing.public_key().public_bytes(serialization.Encoding.PEM,
+                                                                      serialization.PublicFormat.SubjectPublicKeyInfo))  # fmt: skip
     store_url = f"sqlite:///{root / 'garrison.db'}"
     keys = {}
     with Store.open(store_url) as store:

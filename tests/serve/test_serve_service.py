@@ -51,6 +51,9 @@ def test_keys_and_scopes_are_enforced_and_health_needs_none(running: Any) -> Non
     with _client(running, "ops") as ops:
         text = ops.get("/metrics").text
         assert 'garrison_rejected_total{reason="auth"}' in text
+        assert "garrison_hook_errors_total" not in text.replace(
+            "# HELP garrison_hook_errors_total", ""
+        ).replace("# TYPE garrison_hook_errors_total", "")  # no detector has failed
 
 
 @pytest.mark.parametrize(
@@ -166,3 +169,64 @@ def test_a_shifted_window_raises_a_drift_alert(running: Any) -> None:
         metrics = ops.get("/metrics").text.splitlines()
     gauge = next(line for line in metrics if line.startswith("garrison_drifted_features"))
     assert float(gauge.split()[-1]) >= 10
+
+
+def test_admin_endpoints_revoke_keys_move_incidents_and_are_logged(running: Any) -> None:
+    with _client(running, "client") as c:
+        assert c.get("/v1/admin/keys").status_code == 403
+    with _client(running, "ops") as ops:
+        keys = ops.get("/v1/admin/keys").json()
+        assert {k["name"] for k in keys} >= {"client", "ops", "explainer-only"}
+        assert all(running.keys["client"] not in json.dumps(k) for k in keys)
+        victim = next(k["id"] for k in keys if k["name"] == "explainer-only")
+        assert ops.post(f"/v1/admin/keys/{victim}/revoke").json() == {"key": victim, "revoked": True}
+        assert ops.post("/v1/admin/keys/nope/revoke").status_code == 404
+        assert ops.post("/v1/admin/incidents/999999/ack").status_code == 404
+        assert ops.get("/v1/admin/models").json() == []  # the demo model is not registered
+    with _client(running, "explainer-only") as revoked:
+        assert revoked.post("/v1/explain", json={"instances": _rows(running, 1)}).status_code == 401
+    with Store.open(running.store_url) as store:
+        admin = [e for e in AuditLog(store, worker="w0").entries() if e.kind == "admin.revoke"]
+        assert admin and admin[-1].payload == {"key": victim}
+        assert verify_log(store).ok
+
+
+def test_late_labels_join_predictions_and_a_drop_falls_back(running: Any) -> None:
+    rows = _rows(running, 10, start=20)
+    with _client(running, "client") as c:
+        doc = c.post("/v1/predict", json={"instances": rows}).json()
+        predicted = [p["label"] for p in doc["predictions"]]
+        right = [{"request_id": doc["request_id"], "row": i, "label": p} for i, p in enumerate(predicted)]
+        r = c.post("/v1/feedback", json={"labels": [*right, {"request_id": "never-made", "label": 0}]})
+        assert r.json()["joined"] == 10 and r.json()["correct"] == 10 and r.json()["unknown"] == 1
+        bad = c.post("/v1/feedback", json={"labels": [{"request_id": "x", "label": "no-such-class"}]})
+        assert bad.status_code == 422 and bad.json()["error"]["field"] == "labels[0].label"
+        # ten wrong labels: live accuracy over the window of 20 falls to 0.5, far below the reference
+        doc = c.post("/v1/predict", json={"instances": rows}).json()
+        wrong = [{"request_id": doc["request_id"], "row": i, "label": 1 - p["label"]}
+                 for i, p in enumerate(doc["predictions"])]  # fmt: skip
+        assert c.post("/v1/feedback", json={"labels": wrong}).json()["live_accuracy"] == 0.5
+        assert c.get("/v1/model").json()["version"] == "fallback"  # the 'degrade' playbook switched models
+    with Store.open(running.store_url) as store:
+        incident = next(i for i in store.list_incidents() if i.details["playbook"] == "degrade")
+        assert "live accuracy 0.500" in incident.title
+
+
+def test_signed_heads_are_exported_and_verify(running: Any) -> None:
+    import time
+
+    from garrison.store import load_heads, load_public_key
+
+    with _client(running, "client") as c:
+        assert c.post("/v1/predict", json={"instances": _rows(running, 1)}).status_code == 200
+    heads_file = running.root / ".garrison" / "heads.jsonl"
+    deadline = time.monotonic() + 10
+    while not heads_file.exists() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    heads = load_heads(heads_file.read_text())
+    assert heads and heads[-1].head.worker == "w0"
+    with Store.open(running.store_url) as store:
+        result = verify_log(
+            store, heads=heads, public_key=load_public_key((running.root / "head.pub").read_bytes())
+        )
+        assert result.ok and result.heads_checked >= 1

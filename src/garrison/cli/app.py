@@ -55,6 +55,7 @@ def _register() -> None:
         init_cmd,
         keys_cmd,
         log_cmd,
+        models_cmd,
         monitor_cmd,
         poisoning_cmd,
         privacy_cmd,
@@ -67,7 +68,7 @@ def _register() -> None:
 
     for module in (init_cmd, audit_cmd, demo_cmd, findings_cmd, catalog_cmd, scan_cmd, harden_cmd, robustness_cmd,
                    train_cmd, privacy_cmd, poisoning_cmd, protect_cmd, data_cmd, fl_cmd, explain_cmd, serve_cmd,
-                   incidents_cmd, keys_cmd, log_cmd, monitor_cmd):  # fmt: skip
+                   incidents_cmd, keys_cmd, log_cmd, monitor_cmd, models_cmd):  # fmt: skip
         module.register(app)
 
 

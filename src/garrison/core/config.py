@@ -155,6 +155,15 @@ CONFIG_SPEC = Spec(
                 "explain_top_k": Spec("int", default=3, ge=1),
                 "log_payloads": Spec("bool", default=False, doc="keep request bodies in the audit log"),
                 "drift_window": Spec("int", default=1000, ge=10),
+                "feedback_window": Spec(
+                    "int", default=500, ge=1, doc="late labels the live accuracy is taken over"
+                ),
+                "squeezing": Spec(
+                    "bool",
+                    default=False,
+                    doc="feature squeezing on live rows (one more model call "
+                    "per row, in the background): 'adversarial' signals",
+                ),
                 "drift_every": Spec("int", default=500, ge=1, doc="rows between drift checks"),
                 "drift_min_interval_s": Spec(
                     "float", default=30.0, ge=0, doc="seconds between drift checks, at least"
@@ -165,6 +174,16 @@ CONFIG_SPEC = Spec(
                     default=False,
                     doc="sync each audit-log commit to disk: survives a power cut, "
                     "not only a killed process (SQLite; about 3 ms per request)",
+                ),
+                "head_key": Spec(
+                    "str", default=None, doc="Ed25519 private key (PEM) signing the audit-log head"
+                ),
+                "heads_file": Spec(
+                    "str", default=None, doc="where signed heads go (default .garrison/heads.jsonl)"
+                ),
+                "head_export_s": Spec("float", default=60.0, gt=0, doc="seconds between signed-head exports"),
+                "fallback_model": Spec(
+                    "str", default=None, doc="model file a 'fallback' playbook action serves"
                 ),
                 "quarantine_dir": Spec(
                     "str", default=None, doc="where quarantined rows are written, encrypted"

@@ -14,9 +14,9 @@
           then: [notify, quarantine, throttle]
           throttle_rate: 1.0         # rows per second left to the key
 
-Signals (``when``): ``ood`` (out-of-distribution rows), ``adversarial`` (feature squeezing, low margin),
+Signals (``when``): ``ood`` (out-of-distribution rows), ``adversarial`` (feature squeezing, with ``serve.squeezing``),
 ``probing`` (extraction or membership-probing query patterns of one key), ``drift`` (the sliding window drifted),
-``auth`` (repeated failed keys), ``model`` (the model failed to answer), or ``any``.
+``performance`` (live accuracy from late labels fell below the reference), or ``any``.
 
 Actions (``then``), in the order given:
 
@@ -43,7 +43,7 @@ from garrison.core.errors import ConfigError
 
 __all__ = ["ACTIONS", "SIGNALS", "Playbook", "parse_playbooks"]
 
-SIGNALS = ("ood", "adversarial", "probing", "drift", "auth", "model", "any")
+SIGNALS = ("ood", "adversarial", "probing", "drift", "performance", "any")
 ACTIONS = ("notify", "block", "throttle", "quarantine", "abstain", "fallback", "rollback")
 _SEVERITIES = ("info", "low", "medium", "high", "critical")
 _KEYS = ("name", "when", "min_severity", "then", "throttle_rate")

@@ -35,8 +35,10 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from garrison.core.errors import RequestError
+from garrison.serve.admin import add_admin_routes
 from garrison.serve.background import BackgroundHooks
 from garrison.serve.commit import GroupCommit
+from garrison.serve.feedback import FeedbackTracker
 from garrison.serve.limits import RateLimiter
 from garrison.serve.metrics import ServiceMetrics
 from garrison.serve.settings import ServeSettings
@@ -87,6 +89,8 @@ class GuardedService:
     hooks: list[RowHook] = field(default_factory=list)
     model_version: str = ""
     records: bool = True
+    store: Any = None
+    on_signal: Callable[..., Any] | None = None
     clock: Callable[[], float] = time.monotonic
 
     def __post_init__(self) -> None:
@@ -98,6 +102,7 @@ class GuardedService:
         self.abstaining: set[str] = set()
         self.background: BackgroundHooks | None = None
         self._set_labels()
+        self.feedback = FeedbackTracker(self._labels, window=s.feedback_window)
 
     def start_background(self) -> None:
         """Start the thread that runs :attr:`hooks` on submitted batches (:func:`create_app` does it)."""
@@ -260,6 +265,37 @@ def create_app(service: GuardedService) -> FastAPI:
             return error(404, "not_available", "explanations are not enabled on this service")
         return await guarded(request, "explain", "explain")
 
+    @app.post("/v1/feedback", summary="Late labels for earlier predictions (joined by request id)",
+              openapi_extra={"requestBody": {"required": True, "content": {"application/json": {"schema": _FEEDBACK}}},
+                             "responses": {str(s): {"description": d} for s, d in _ERRORS.items()}})  # fmt: skip
+    async def feedback(request: Request) -> Response:
+        started = time.perf_counter()
+        key, refused = authorise(request, "predict")
+        if refused is not None:
+            return refused
+        try:
+            result = service.feedback.join(parse_json(await read_body(request)))
+        except RequestError as exc:
+            metrics.rejected.labels(exc.code).inc()
+            return error(exc.status, exc.code, exc.reason, exc.field)
+        metrics.feedback.labels("joined").inc(result.joined)
+        metrics.feedback.labels("unknown").inc(result.unknown)
+        accuracy = service.feedback.accuracy
+        if accuracy is not None:
+            metrics.live_accuracy.set(accuracy)
+        if committer is not None:
+            await committer.append("feedback", key.id, {"joined": result.joined, "correct": result.correct,
+                                                         "unknown": result.unknown})  # fmt: skip
+        if service.feedback.degraded() and service.on_signal is not None:
+            from garrison.respond import Signal
+
+            service.on_signal(Signal("performance", "high", "model", f"live accuracy {accuracy:.3f} is more than "
+                                     f"{service.feedback.tolerance:g} below the reference "
+                                     f"{service.feedback.baseline:.3f}", details={"accuracy": accuracy}), None)  # fmt: skip
+        metrics.observe("feedback", 200, time.perf_counter() - started)
+        return Response(json.dumps({"joined": result.joined, "correct": result.correct, "unknown": result.unknown,
+                                    "live_accuracy": accuracy}).encode(), media_type="application/json")  # fmt: skip
+
     @app.get("/healthz", summary="Liveness (no key needed)")
     async def healthz() -> dict[str, str]:
         return {"status": "ok"}
@@ -309,8 +345,18 @@ def create_app(service: GuardedService) -> FastAPI:
     async def _unexpected(request: Request, exc: Exception) -> Response:
         return error(500, "internal", "the service failed to answer")
 
+    add_admin_routes(app, service, authorise, error)
     return app
 
+
+_FEEDBACK = {
+    "type": "object",
+    "required": ["labels"],
+    "additionalProperties": False,
+    "properties": {"labels": {"type": "array", "minItems": 1, "maxItems": 1000, "items": {
+        "type": "object", "required": ["request_id", "label"],
+        "properties": {"request_id": {"type": "string"}, "row": {"type": "integer", "minimum": 0}, "label": {}}}}},
+}  # fmt: skip
 
 _ERRORS = {
     400: "the body is not strict JSON (NaN, duplicate keys, too deep, not UTF-8)",
@@ -338,6 +384,7 @@ def _answer(service: GuardedService, route: str, batch: ValidatedBatch, key_id: 
     payload = _predict(service, batch) if route == "predict" else _explain(service, batch)
     probabilities = payload.pop("_probabilities")
     predicted = payload.pop("_predicted")
+    service.feedback.remember(request_id, predicted)
     if service.background is not None:
         service.background.submit(key_id, batch.x, probabilities, now)
     if service.audit_log is not None:

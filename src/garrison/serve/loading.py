@@ -8,8 +8,10 @@ the validator's schema, the detectors' calibration, the drift reference and the 
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -98,7 +100,7 @@ def build_service(cfg: GarrisonConfig, *, env: Mapping[str, str] | None = None, 
         keys = KeyRing.from_store(store)
         audit_log = AuditLog(store, worker=settings.worker)
         service = GuardedService(model=model, schema=reference.schema, keys=keys, settings=settings,
-                                 audit_log=audit_log, model_version=version,
+                                 audit_log=audit_log, model_version=version, store=store,
                                  records=reference.records is not None)  # fmt: skip
         x_ref = np.asarray(reference.x, dtype=np.float64)
         if raw.get("explain", True):
@@ -115,6 +117,13 @@ def build_service(cfg: GarrisonConfig, *, env: Mapping[str, str] | None = None, 
         router = AlertRouter(sinks, min_interval_s=float(alerts_cfg.get("min_interval_s", 60.0)),
                              on_send=lambda a: service.metrics.alerts.labels(a.kind).inc())  # fmt: skip
 
+        def fallback() -> tuple[Any, str]:
+            if not raw.get("fallback_model"):
+                raise RuntimeError("no fallback model is configured (serve.fallback_model)")
+            from dataclasses import replace
+
+            return load(replace(cfg.model, path=raw["fallback_model"])), "fallback"  # type: ignore[arg-type]
+
         def rollback() -> tuple[Any, str]:
             target = registry.rollback_target(cfg.model.name)  # type: ignore[union-attr]
             if target is None:
@@ -125,19 +134,72 @@ def build_service(cfg: GarrisonConfig, *, env: Mapping[str, str] | None = None, 
             store.set_serving(target.model_name, target.version)
             return loaded, target.version
 
-        actions = ServiceActions(service, alerts=router, rollback=rollback,
+        actions = ServiceActions(service, alerts=router, rollback=rollback, fallback=fallback,
                                  quarantine_dir=cfg.resolve(raw["quarantine_dir"]) if raw.get("quarantine_dir") else None,
                                  quarantine_key=_quarantine_key(raw, cfg, env))  # fmt: skip
         responder = IncidentResponder(parse_playbooks(raw.get("playbooks"), path=cfg.source), actions, store=store,
                                       model_name=cfg.model.name)  # fmt: skip
         service.hooks.extend(_detector_hooks(service, x_ref, responder, settings, cfg.seed))
+        service.on_signal = responder.handle
+        labelled = datasets.get("test") or reference
+        if labelled.y is not None:  # the reference accuracy late labels are compared with
+            from garrison.data.labels import encode_labels
+
+            y = encode_labels(np.asarray(labelled.y), model.classes, int(model.n_classes))
+            predicted = np.asarray(model.predict_proba(np.asarray(labelled.x))).argmax(axis=1)
+            service.feedback.baseline = float(np.mean(predicted == y))
         app = create_app(service)
         bundle_closers.extend([audit_log.close, service.close])
+        if raw.get("head_key"):
+            bundle_closers.append(_export_heads(audit_log, cfg.resolve(raw["head_key"]),
+                                                cfg.resolve(raw.get("heads_file") or ".garrison/heads.jsonl"),
+                                                float(raw.get("head_export_s", 60.0)), router))  # fmt: skip
     except BaseException:
         for close in reversed(bundle_closers):
             close()
         raise
     return ServiceBundle(service, app, bundle_closers, notes)
+
+
+def _export_heads(
+    log: Any, key_path: Path, heads_file: Path, every_s: float, router: Any
+) -> Callable[[], None]:
+    """Sign the chain head every ``every_s`` seconds (and at shutdown) and append it to ``heads_file``: with the
+    heads kept away from the database, `garrison log verify --heads` detects a truncated or rewritten log. Returns
+    the function that stops the exporter."""
+    import json
+    import threading
+
+    from garrison.monitor.alerts import Alert
+    from garrison.store import load_private_key
+
+    key = load_private_key(key_path.read_bytes())
+    heads_file.parent.mkdir(parents=True, exist_ok=True)
+    stop = threading.Event()
+
+    def sink(head: dict[str, Any]) -> None:
+        with heads_file.open("a", encoding="utf-8") as f:
+            f.write(json.dumps(head, sort_keys=True) + "\n")
+        router.emit(Alert("audit-head", "info", f"audit-log head {head.get('worker')}#{head.get('seq')}",
+                          subject=str(head.get("worker")), time=time.time(), details=head))  # fmt: skip
+
+    def export() -> None:
+        if log.head().seq > 0:
+            log.export_head(sink, private_key=key)
+
+    def run() -> None:
+        while not stop.wait(every_s):
+            export()
+
+    thread = threading.Thread(target=run, name="garrison-heads", daemon=True)
+    thread.start()
+
+    def close() -> None:
+        stop.set()
+        thread.join(5)
+        export()
+
+    return close
 
 
 def _explainer(model: Any, x_ref: np.ndarray, notes: list[str]) -> Any:
@@ -178,7 +240,9 @@ def _detector_hooks(service: GuardedService, x_ref: np.ndarray, responder: Any, 
     ood = OODDetector(seed=seed).fit(flat)
     low_margin = MarginDetector().fit(probs_ref)
     queries = QueryMonitor(ood=ood, seed=seed).fit(flat, probs_ref)
-    counters = {name: metrics.detections.labels(name) for name in ("ood", "low_margin", *_PROBING_SEVERITY)}
+    squeezing = _squeezing(service, x_ref) if settings.squeezing else None
+    counters = {name: metrics.detections.labels(name) for name in ("ood", "low_margin", "squeezing",
+                                                                    *_PROBING_SEVERITY)}  # fmt: skip
 
     def detectors(key: str, x: np.ndarray, probs: np.ndarray, now: float) -> None:
         rows = x.reshape(len(x), -1)
@@ -197,11 +261,33 @@ def _detector_hooks(service: GuardedService, x_ref: np.ndarray, responder: Any, 
                        details=signal.to_dict()),
                 rows,
             )  # fmt: skip
+        if squeezing is not None:
+            flagged = squeezing.flag(x, probs)
+            n_adv = int(flagged.sum())
+            if n_adv:
+                counters["squeezing"].inc(n_adv)
+                responder.handle(Signal("adversarial", "medium", key, f"key {key}: {n_adv} rows change their "
+                                        "prediction under feature squeezing", details={"rows": n_adv}),
+                                 rows[flagged])  # fmt: skip
         if n_ood and n_ood == len(rows):
             responder.handle(Signal("ood", "low", key, f"key {key}: {n_ood} out-of-distribution rows",
                                     details={"rows": n_ood}), rows[flagged_ood])  # fmt: skip
 
     return [detectors, _drift_hook(service, flat, responder, settings, metrics)]
+
+
+def _squeezing(service: GuardedService, x_ref: np.ndarray) -> Any:
+    """Feature squeezing fitted on reference rows: bit-depth reduction for images (inputs of more than one
+    dimension), rounding to the reference's recorded precision for tabular rows."""
+    from garrison.monitor.squeezing import BitDepth, FeatureSqueezing, Rounding
+
+    rng = np.random.default_rng(0)
+    sample = x_ref[rng.choice(len(x_ref), size=min(1000, len(x_ref)), replace=False)]
+    if x_ref.ndim > 2:
+        squeezer: Any = BitDepth(4, lower=float(x_ref.min()), upper=float(x_ref.max()))
+    else:
+        squeezer = Rounding.from_reference(x_ref.reshape(len(x_ref), -1))
+    return FeatureSqueezing(service.model, [squeezer]).fit(sample)
 
 
 def _drift_hook(service: GuardedService, flat: np.ndarray, responder: Any, settings: Any, metrics: Any

@@ -16,7 +16,8 @@ class ServiceMetrics:
     - ``garrison_rows_total{route}``: rows predicted or explained;
     - ``garrison_rejected_total{reason}``: auth, scope, rate, body, validation refusals;
     - ``garrison_detections_total{detector}``: rows or keys a detector flagged;
-    - ``garrison_drifted_features``: features drifted at the last window check; ``garrison_alerts_total{kind}``.
+    - ``garrison_drifted_features``: features drifted at the last window check; ``garrison_alerts_total{kind}``;
+    - ``garrison_feedback_labels_total{result}`` and ``garrison_live_accuracy`` from late labels.
     """
 
     def __init__(self) -> None:
@@ -38,6 +39,12 @@ class ServiceMetrics:
             "garrison_drifted_features", "features drifted at the last window check", registry=r
         )
         self.alerts = Counter("garrison_alerts", "alerts sent, by kind", ["kind"], registry=r)
+        self.feedback = Counter(
+            "garrison_feedback_labels", "late labels, joined or unknown", ["result"], registry=r
+        )
+        self.live_accuracy = Gauge(
+            "garrison_live_accuracy", "accuracy over the last joined late labels", registry=r
+        )
         self.hook_errors = Counter(
             "garrison_hook_errors", "detector or monitor failures", ["hook"], registry=r
         )

@@ -16,7 +16,8 @@ class ServeSettings:
     key (429 with ``Retry-After``); ``timeout_s`` bounds one model call (503 when it runs over); ``explain_top_k``
     features per row in ``/v1/explain``; ``log_payloads`` keeps request bodies in the audit log (by default only
     their SHA-256); ``drift_every`` rows (and at least ``drift_min_interval_s`` seconds) between drift checks of the
-    sliding window of ``drift_window`` rows.
+    sliding window of ``drift_window`` rows; ``squeezing`` adds feature squeezing to the detectors (one more model
+    call per row, off the request path).
     """
 
     host: str = "127.0.0.1"
@@ -33,6 +34,8 @@ class ServeSettings:
     drift_min_interval_s: float = 30.0
     worker: str = "w0"
     offload: bool = False
+    squeezing: bool = False
+    feedback_window: int = 500
 
     def __post_init__(self) -> None:
         checks = {
@@ -45,6 +48,7 @@ class ServeSettings:
             "explain_top_k": self.explain_top_k >= 1,
             "drift_window": self.drift_window >= 10,
             "drift_every": self.drift_every >= 1,
+            "feedback_window": self.feedback_window >= 1,
             "drift_min_interval_s": self.drift_min_interval_s >= 0,
         }
         for name, ok in checks.items():
