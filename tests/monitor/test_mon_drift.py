@@ -398,3 +398,20 @@ def test_an_array_header_declaring_a_huge_shape_is_a_data_error(saved_bytes: byt
             dst.writestr(name, data)
     with pytest.raises(DataError, match="cannot read drift reference"):
         DriftReference.load(path)
+
+
+def test_the_asymptotic_window_check_agrees_with_the_exact_one() -> None:
+    from garrison.monitor import DriftMonitor, DriftReference
+
+    rng = np.random.default_rng(3)
+    reference = DriftReference.fit(rng.normal(size=(3000, 4)))
+    window = rng.normal(size=(800, 4))
+    window[:, 0] += 0.4
+    exact, asymp = DriftMonitor(reference, window=800), DriftMonitor(reference, window=800, exact=False)
+    for m in (exact, asymp):
+        m.update(window)
+    a, b = exact.check(), asymp.check()
+    assert a.drifted_columns == b.drifted_columns == ("f0",)
+    for col_a, col_b in zip(a.columns, b.columns, strict=True):
+        assert col_a.statistic == pytest.approx(col_b.statistic, abs=1e-12)
+        assert abs(col_a.p_value - col_b.p_value) <= 0.05 * max(col_a.p_value, 1e-12) + 1e-12

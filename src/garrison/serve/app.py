@@ -403,8 +403,8 @@ def _predict(service: GuardedService, batch: ValidatedBatch) -> dict[str, Any]:
     predicted = probabilities.argmax(axis=1)
     labels = service._labels
     rows = [
-        {"label": labels[c], "probabilities": [round(p, 6) for p in row]}
-        for c, row in zip(predicted.tolist(), probabilities.tolist(), strict=True)
+        {"label": labels[c], "probabilities": row}
+        for c, row in zip(predicted.tolist(), probabilities.round(6).tolist(), strict=True)
     ]
     return {
         "predictions": rows,
