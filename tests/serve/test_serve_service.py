@@ -164,7 +164,10 @@ def test_a_shifted_window_raises_a_drift_alert(running: Any) -> None:
             running.bundle.service.background.flush()
     alerts = [json.loads(line) for line in (running.root / "alerts.jsonl").read_text().splitlines()]
     drift = [a for a in alerts if a["kind"] == "drift"]
-    assert drift and "features drifted" in drift[-1]["message"]
+    assert any("features drifted" in a["message"] for a in drift)
+    assert any(
+        a["message"].startswith("the predictions drifted") for a in drift
+    )  # near-max rows: all malignant
     with _client(running, "ops") as ops:
         metrics = ops.get("/metrics").text.splitlines()
     gauge = next(line for line in metrics if line.startswith("garrison_drifted_features"))

@@ -403,7 +403,11 @@ def test_every_acknowledged_entry_survives_kill_9(tmp_path: Path) -> None:
             os.kill(proc.pid, signal.SIGKILL)
         for worker, proc in writers.items():
             assert proc.stdout is not None
-            rest, _ = proc.communicate(timeout=30)  # lines printed before the kill were acknowledged too
+            # lines printed before the kill were acknowledged too; read() drains what the text buffer already
+            # holds (communicate() would read the pipe's file descriptor and skip that)
+            rest = proc.stdout.read()
+            proc.stdout.close()
+            proc.wait(timeout=30)
             acked[worker].extend(int(x) for x in rest.split())
             assert proc.returncode == -signal.SIGKILL
     finally:

@@ -155,6 +155,14 @@ CONFIG_SPEC = Spec(
                 "explain_top_k": Spec("int", default=3, ge=1),
                 "log_payloads": Spec("bool", default=False, doc="keep request bodies in the audit log"),
                 "drift_window": Spec("int", default=1000, ge=10),
+                "strip_sample": Spec(
+                    "float",
+                    default=0.0,
+                    ge=0,
+                    le=1,
+                    doc="share of image rows STRIP checks for a "
+                    "backdoor trigger (about 20 forward passes each, in the background)",
+                ),
                 "feedback_window": Spec(
                     "int", default=500, ge=1, doc="late labels the live accuracy is taken over"
                 ),

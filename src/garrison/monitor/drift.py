@@ -543,6 +543,7 @@ def prediction_drift(
     class_names: Sequence[str] | None = None,
     alpha: float = 0.05,
     min_wasserstein: float = MIN_WASSERSTEIN,
+    exact: bool = True,
     seed: int = 0,
 ) -> DriftReport:
     """Prediction drift: the same tests on a model's predicted-probability columns ``(n, n_classes)`` (named
@@ -554,7 +555,7 @@ def prediction_drift(
         raise InputError(f"probabilities of shape (n, classes) expected, got {ref.shape} and {cur.shape}")
     names = class_names if class_names is not None else [str(c) for c in range(ref.shape[1])]
     reference = DriftReference.fit(ref, feature_names=[f"p_{c}" for c in names], seed=seed)
-    return detect_drift(reference, cur, alpha=alpha, min_wasserstein=min_wasserstein, seed=seed)
+    return detect_drift(reference, cur, alpha=alpha, min_wasserstein=min_wasserstein, exact=exact, seed=seed)
 
 
 # ---------------------------------------------------------------------- the service's sliding window

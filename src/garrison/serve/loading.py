@@ -273,7 +273,49 @@ def _detector_hooks(service: GuardedService, x_ref: np.ndarray, responder: Any, 
             responder.handle(Signal("ood", "low", key, f"key {key}: {n_ood} out-of-distribution rows",
                                     details={"rows": n_ood}), rows[flagged_ood])  # fmt: skip
 
-    return [detectors, _drift_hook(service, flat, responder, settings, metrics)]
+    hooks = [detectors, _drift_hook(service, flat, responder, settings, metrics)]
+    if settings.strip_sample > 0 and x_ref.ndim > 2:
+        hooks.append(_strip_hook(service, x_ref, responder, settings, metrics, seed))
+    return hooks
+
+
+def _strip_hook(service: GuardedService, x_ref: np.ndarray, responder: Any, settings: Any, metrics: Any, seed: int
+                ) -> Callable[[str, np.ndarray, np.ndarray, float], None]:  # fmt: skip
+    """STRIP (backdoor triggers in image inputs) on a sample of the rows: ~20 forward passes per row, so only
+    ``strip_sample`` of them, in the background thread."""
+    from collections import OrderedDict
+
+    from garrison.poisoning.strip import STRIP
+    from garrison.respond import Signal
+
+    rng = np.random.default_rng(seed)
+    strip = STRIP(service.model, frr=0.01, seed=seed).fit(x_ref[rng.choice(len(x_ref), size=min(300, len(x_ref)),
+                                                                            replace=False)])  # fmt: skip
+    counter = metrics.detections.labels("strip")
+    seen: OrderedDict[str, list[int]] = OrderedDict()  # key -> [sampled, flagged], bounded
+
+    def strip_hook(key: str, x: np.ndarray, probs: np.ndarray, now: float) -> None:
+        picked = rng.random(len(x)) < settings.strip_sample
+        if not picked.any():
+            return
+        flagged = strip.detect(x[picked])
+        n = int(flagged.sum())
+        counts = seen.pop(key, [0, 0])
+        counts[0] += int(picked.sum())
+        counts[1] += n
+        seen[key] = counts
+        if len(seen) > 4096:
+            seen.popitem(last=False)
+        if n:
+            counter.inc(n)
+        # one clean input in a hundred is flagged (STRIP's false-rejection rate): a key is suspect at 3 flagged
+        # inputs making 20 % of those sampled
+        if n and counts[1] >= 3 and counts[1] >= 0.2 * counts[0]:
+            responder.handle(Signal("adversarial", "high", key, f"key {key}: {counts[1]} of {counts[0]} sampled "
+                                    "inputs look triggered (STRIP: low prediction entropy under superimposition)",
+                                    details={"rows": counts[1], "sampled": counts[0]}), x[picked][flagged])  # fmt: skip
+
+    return strip_hook
 
 
 def _squeezing(service: GuardedService, x_ref: np.ndarray) -> Any:
@@ -293,9 +335,11 @@ def _squeezing(service: GuardedService, x_ref: np.ndarray) -> Any:
 def _drift_hook(service: GuardedService, flat: np.ndarray, responder: Any, settings: Any, metrics: Any
                 ) -> Callable[[str, np.ndarray, np.ndarray, float], None]:  # fmt: skip
     """Feed every predicted row into the sliding window; test it every ``drift_every`` rows (at most once per
-    ``drift_min_interval_s``: a check reads the whole reference) and raise a ``drift`` signal when features drifted."""
+    ``drift_min_interval_s``: a check reads the whole reference), inputs and predicted probabilities alike and raise a ``drift`` signal when features drifted."""
+    from collections import deque
+
     from garrison.data.schema import FeatureKind
-    from garrison.monitor import DriftMonitor, DriftReference
+    from garrison.monitor import DriftMonitor, DriftReference, prediction_drift
     from garrison.respond import Signal
 
     schema = service.schema
@@ -303,10 +347,15 @@ def _drift_hook(service: GuardedService, flat: np.ndarray, responder: Any, setti
     reference = DriftReference.fit(flat, feature_names=list(schema.names()), categorical=categorical)
     window = DriftMonitor(reference, window=settings.drift_window, exact=False)  # asymptotic KS: ms, not s
     state = {"since": 0, "last": -float("inf")}
+    rng = np.random.default_rng(0)
+    probs_ref = np.asarray(service.model.predict_proba(flat.reshape(len(flat), *schema.sample_shape)))
+    probs_ref = probs_ref[rng.choice(len(probs_ref), size=min(5000, len(probs_ref)), replace=False)]
+    recent_probs: deque[np.ndarray] = deque(maxlen=settings.drift_window)
 
     def drift(key: str, x: np.ndarray, probs: np.ndarray, now: float) -> None:
         rows = x.reshape(len(x), -1)
         window.update(rows)
+        recent_probs.extend(probs[-settings.drift_window :])
         state["since"] += len(rows)
         if state["since"] < settings.drift_every or len(window) < settings.drift_window:
             return
@@ -315,10 +364,16 @@ def _drift_hook(service: GuardedService, flat: np.ndarray, responder: Any, setti
         state["since"], state["last"] = 0, now
         report = window.check()
         drifted = list(report.drifted_columns)
+        predictions = prediction_drift(probs_ref, np.array(recent_probs), class_names=[str(c) for c in service._labels],
+                                       exact=False)  # fmt: skip
         metrics.drifted.set(len(drifted))
         if drifted:
             names = ", ".join(drifted[:5]) + (" ..." if len(drifted) > 5 else "")
             responder.handle(Signal("drift", "medium", "model", f"{len(drifted)} features drifted: {names}",
                                     details={"drifted": drifted, "window": len(window)}))  # fmt: skip
+        if predictions.drifted:
+            classes = ", ".join(predictions.drifted_columns)
+            responder.handle(Signal("drift", "high", "model", f"the predictions drifted (probability of {classes})",
+                                    details={"drifted": list(predictions.drifted_columns), "window": len(window)}))  # fmt: skip
 
     return drift

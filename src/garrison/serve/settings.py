@@ -36,6 +36,7 @@ class ServeSettings:
     offload: bool = False
     squeezing: bool = False
     feedback_window: int = 500
+    strip_sample: float = 0.0
 
     def __post_init__(self) -> None:
         checks = {
@@ -49,6 +50,7 @@ class ServeSettings:
             "drift_window": self.drift_window >= 10,
             "drift_every": self.drift_every >= 1,
             "feedback_window": self.feedback_window >= 1,
+            "strip_sample": 0 <= self.strip_sample <= 1,
             "drift_min_interval_s": self.drift_min_interval_s >= 0,
         }
         for name, ok in checks.items():
