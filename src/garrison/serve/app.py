@@ -123,6 +123,12 @@ class GuardedService:
             raise ValueError("the replacement model takes other inputs than the served one")
         self.model, self.model_version = model, version
         self._set_labels()
+        old = self.explainer
+        if old is not None:  # explanations must come from the model that answered
+            from garrison.explain import Explainer
+
+            self.explainer = Explainer(model, background=old.background, budget_s=old.budget_s,
+                                       max_background=old.max_background)  # fmt: skip
 
     def _set_labels(self) -> None:
         labels = self.model.classes

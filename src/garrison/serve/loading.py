@@ -74,9 +74,8 @@ def build_service(cfg: GarrisonConfig, *, env: Mapping[str, str] | None = None, 
     bundle_closers: list[Callable[[], None]] = [store.close]
     notes: list[str] = []
     try:
-        registry = ModelRegistry(
-            store, public_key=cfg.scan.require_signature, require_audit=raw.get("require_audit", True)
-        )
+        signing_key = cfg.resolve(cfg.scan.require_signature) if cfg.scan.require_signature else None
+        registry = ModelRegistry(store, public_key=signing_key, require_audit=raw.get("require_audit", True))
         model_cfg = cfg.model
         version = ""
         serving = registry.serving(model_cfg.name)
