@@ -415,3 +415,13 @@ def test_the_asymptotic_window_check_agrees_with_the_exact_one() -> None:
     for col_a, col_b in zip(a.columns, b.columns, strict=True):
         assert col_a.statistic == pytest.approx(col_b.statistic, abs=1e-12)
         assert abs(col_a.p_value - col_b.p_value) <= 0.05 * max(col_a.p_value, 1e-12) + 1e-12
+
+
+def test_the_window_returns_its_rows_oldest_first() -> None:
+    from garrison.monitor import DriftMonitor, DriftReference
+
+    monitor = DriftMonitor(DriftReference.fit(np.zeros((10, 2)) + np.arange(10)[:, None]), window=4)
+    monitor.update(np.arange(6, dtype=float).repeat(2).reshape(6, 2))
+    assert monitor.rows()[:, 0].tolist() == [2.0, 3.0, 4.0, 5.0]
+    monitor.update(np.array([[9.0, 9.0]]))
+    assert monitor.rows()[:, 0].tolist() == [3.0, 4.0, 5.0, 9.0]

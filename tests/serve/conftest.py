@@ -31,6 +31,7 @@ serve:
   fallback_model: model.skops
   head_key: head.pem
   head_export_s: 0.2
+  keys_reload_s: 0.2
   alerts: {{log: alerts.jsonl, min_interval_s: 0}}
   playbooks:
     - {{name: watch-drift, when: drift, then: [notify]}}

@@ -114,7 +114,9 @@ def test_explain_returns_each_rows_top_features(running: Any) -> None:
 
 
 def test_openapi_is_published_with_the_schema_of_a_row(running: Any) -> None:
-    doc = httpx.get(f"{running.url}/openapi.json").json()
+    assert httpx.get(f"{running.url}/openapi.json").status_code == 401  # only /healthz answers without a key
+    with _client(running, "client") as c:
+        doc = c.get("/openapi.json").json()
     body = doc["paths"]["/v1/predict"]["post"]["requestBody"]["content"]["application/json"]["schema"]
     row = body["oneOf"][0]["properties"]["instances"]["items"]
     assert "mean_radius" in row["properties"] and row["additionalProperties"] is False
@@ -233,3 +235,18 @@ def test_signed_heads_are_exported_and_verify(running: Any) -> None:
             store, heads=heads, public_key=load_public_key((running.root / "head.pub").read_bytes())
         )
         assert result.ok and result.heads_checked >= 1
+
+
+def test_a_key_created_while_serving_works_after_the_ring_reloads(running: Any) -> None:
+    import time
+
+    with Store.open(running.store_url) as store:
+        secret = store.create_key("late", ["predict"])[1]
+    deadline, status = time.monotonic() + 10, 0
+    while time.monotonic() < deadline:
+        status = httpx.post(f"{running.url}/v1/predict", json={"instances": _rows(running, 1)},
+                            headers={"Authorization": f"Bearer {secret}"}).status_code  # fmt: skip
+        if status == 200:
+            break
+        time.sleep(0.1)
+    assert status == 200

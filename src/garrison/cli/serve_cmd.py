@@ -49,7 +49,7 @@ def serve_command(
         if check:
             return
         listen_host, listen_port = host or settings.host, port if port is not None else settings.port
-        info(f"listening on http://{listen_host}:{listen_port} (OpenAPI: /openapi.json)")
+        info(f"listening on http://{listen_host}:{listen_port} (OpenAPI: /openapi.json, with a key)")
         uvicorn.run(
             bundle.app, host=listen_host, port=listen_port, log_level="warning", access_log=False, ws="none"
         )

@@ -183,6 +183,9 @@ CONFIG_SPEC = Spec(
                     doc="sync each audit-log commit to disk: survives a power cut, "
                     "not only a killed process (SQLite; about 3 ms per request)",
                 ),
+                "keys_reload_s": Spec(
+                    "float", default=30.0, gt=0, doc="seconds between key-ring reloads from the store"
+                ),
                 "head_key": Spec(
                     "str", default=None, doc="Ed25519 private key (PEM) signing the audit-log head"
                 ),

@@ -622,6 +622,16 @@ class DriftMonitor:
         self._pos = (self._pos + k) % self.window
         self._filled = min(self.window, self._filled + k)
 
+    def rows(self) -> np.ndarray:
+        """The window's rows, oldest first, in the reference's column order (all-numeric references only)."""
+        if self._cat_idx:
+            raise InputError(
+                "the window keeps categorical columns as strings: rows() needs numeric columns only"
+            )
+        if self._filled < self.window:
+            return self._num[: self._filled].copy()
+        return np.concatenate([self._num[self._pos :], self._num[: self._pos]])
+
     def _rows(self, rows: Any) -> tuple[np.ndarray, np.ndarray]:
         """The numeric block (float64) and the categorical block (strings) of ``rows``."""
         names = self.reference.feature_names

@@ -142,7 +142,7 @@ def create_app(service: GuardedService) -> FastAPI:
         version="1",
         docs_url=None,
         redoc_url=None,
-        openapi_url="/openapi.json",
+        openapi_url=None,  # served below, behind a key: only /healthz answers without one
     )
     metrics = service.metrics
     settings = service.settings
@@ -301,6 +301,13 @@ def create_app(service: GuardedService) -> FastAPI:
         metrics.observe("feedback", 200, time.perf_counter() - started)
         return Response(json.dumps({"joined": result.joined, "correct": result.correct, "unknown": result.unknown,
                                     "live_accuracy": accuracy}).encode(), media_type="application/json")  # fmt: skip
+
+    @app.get("/openapi.json", include_in_schema=False)
+    async def openapi(request: Request) -> Response:
+        _, refused = authorise(request, "predict")
+        if refused is not None:
+            return refused
+        return Response(json.dumps(app.openapi()).encode(), media_type="application/json")
 
     @app.get("/healthz", summary="Liveness (no key needed)")
     async def healthz() -> dict[str, str]:

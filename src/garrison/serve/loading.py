@@ -149,6 +149,7 @@ def build_service(cfg: GarrisonConfig, *, env: Mapping[str, str] | None = None, 
             service.feedback.baseline = float(np.mean(predicted == y))
         app = create_app(service)
         bundle_closers.extend([audit_log.close, service.close])
+        bundle_closers.append(_every(float(raw.get("keys_reload_s", 30.0)), keys.reload, "garrison-keys"))
         if raw.get("head_key"):
             bundle_closers.append(_export_heads(audit_log, cfg.resolve(raw["head_key"]),
                                                 cfg.resolve(raw.get("heads_file") or ".garrison/heads.jsonl"),
@@ -158,6 +159,29 @@ def build_service(cfg: GarrisonConfig, *, env: Mapping[str, str] | None = None, 
             close()
         raise
     return ServiceBundle(service, app, bundle_closers, notes)
+
+
+def _every(seconds: float, work: Callable[[], None], name: str) -> Callable[[], None]:
+    """Run ``work`` every ``seconds`` in a daemon thread (a failure is retried next time); returns its stop."""
+    import contextlib
+    import threading
+
+    stop = threading.Event()
+
+    def run() -> None:
+        while not stop.wait(seconds):
+            # e.g. the store briefly unavailable: keep the previous keys, try again next time
+            with contextlib.suppress(Exception):
+                work()
+
+    thread = threading.Thread(target=run, name=name, daemon=True)
+    thread.start()
+
+    def close() -> None:
+        stop.set()
+        thread.join(5)
+
+    return close
 
 
 def _export_heads(
@@ -278,6 +302,38 @@ def _detector_hooks(service: GuardedService, x_ref: np.ndarray, responder: Any, 
     return hooks
 
 
+_EXPLAIN_ROWS = 200  # rows explained on each side of an explanation-drift check
+
+
+def _reference_attributions(service: GuardedService, flat: np.ndarray, rng: np.random.Generator) -> Any:
+    """Attributions of a sample of the reference, when the explainer is exact and cheap (SHAP tree or linear,
+    Captum): the baseline explanation drift is tested against. None for sampled (permutation) explainers."""
+    explainer = service.explainer
+    if explainer is None or explainer.route == "permutation":
+        return None
+    rows = flat[rng.choice(len(flat), size=min(_EXPLAIN_ROWS, len(flat)), replace=False)]
+    return explainer.explain(rows.reshape(len(rows), *service.schema.sample_shape)).values
+
+
+def _explanation_drift(service: GuardedService, window: Any, reference: np.ndarray, responder: Any,
+                       rng: np.random.Generator) -> None:  # fmt: skip
+    """Explain a sample of the drift window's rows and test their attributions against the reference's."""
+    from garrison.explain import attribution_drift
+    from garrison.respond import Signal
+
+    rows = window.rows()
+    if len(rows) < 2 or window.reference.categorical_names:  # the window keeps categories as strings
+        return
+    rows = rows[rng.choice(len(rows), size=min(_EXPLAIN_ROWS, len(rows)), replace=False)]
+    current = service.explainer.explain(rows.reshape(len(rows), *service.schema.sample_shape)).values
+    result = attribution_drift(reference, current, feature_names=list(service.schema.names()))
+    drifted = [n for n, flag in zip(result.feature_names, result.drifted, strict=True) if flag]
+    if drifted:
+        responder.handle(Signal("drift", "medium", "model", f"explanations drifted for {len(drifted)} features: "
+                                f"{', '.join(drifted[:5])}", details={"explanations": drifted,
+                                                                      "rank_correlation": result.rank_correlation}))  # fmt: skip
+
+
 def _strip_hook(service: GuardedService, x_ref: np.ndarray, responder: Any, settings: Any, metrics: Any, seed: int
                 ) -> Callable[[str, np.ndarray, np.ndarray, float], None]:  # fmt: skip
     """STRIP (backdoor triggers in image inputs) on a sample of the rows: ~20 forward passes per row, so only
@@ -350,6 +406,7 @@ def _drift_hook(service: GuardedService, flat: np.ndarray, responder: Any, setti
     probs_ref = np.asarray(service.model.predict_proba(flat.reshape(len(flat), *schema.sample_shape)))
     probs_ref = probs_ref[rng.choice(len(probs_ref), size=min(5000, len(probs_ref)), replace=False)]
     recent_probs: deque[np.ndarray] = deque(maxlen=settings.drift_window)
+    explain_ref = _reference_attributions(service, flat, rng)
 
     def drift(key: str, x: np.ndarray, probs: np.ndarray, now: float) -> None:
         rows = x.reshape(len(x), -1)
@@ -370,6 +427,8 @@ def _drift_hook(service: GuardedService, flat: np.ndarray, responder: Any, setti
             names = ", ".join(drifted[:5]) + (" ..." if len(drifted) > 5 else "")
             responder.handle(Signal("drift", "medium", "model", f"{len(drifted)} features drifted: {names}",
                                     details={"drifted": drifted, "window": len(window)}))  # fmt: skip
+        if explain_ref is not None:
+            _explanation_drift(service, window, explain_ref, responder, rng)
         if predictions.drifted:
             classes = ", ".join(predictions.drifted_columns)
             responder.handle(Signal("drift", "high", "model", f"the predictions drifted (probability of {classes})",
