@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -83,8 +83,6 @@ def build_service(cfg: GarrisonConfig, *, env: Mapping[str, str] | None = None, 
             problems = registry.problems(serving)
             if problems:
                 raise RegistryRefusal(model_cfg.name, serving.version, problems)
-            from dataclasses import replace
-
             model_cfg, version = replace(model_cfg, path=serving.uri), serving.version
         else:
             notes.append(f"model {model_cfg.name!r} has no registered serving version: serving {model_cfg.path} "
@@ -119,16 +117,12 @@ def build_service(cfg: GarrisonConfig, *, env: Mapping[str, str] | None = None, 
         def fallback() -> tuple[Any, str]:
             if not raw.get("fallback_model"):
                 raise RuntimeError("no fallback model is configured (serve.fallback_model)")
-            from dataclasses import replace
-
             return load(replace(cfg.model, path=raw["fallback_model"])), "fallback"  # type: ignore[arg-type]
 
         def rollback() -> tuple[Any, str]:
             target = registry.rollback_target(cfg.model.name)  # type: ignore[union-attr]
             if target is None:
                 raise RuntimeError("no earlier version passes its audit and signature checks")
-            from dataclasses import replace
-
             loaded = load(replace(cfg.model, path=target.uri))  # type: ignore[arg-type]
             store.set_serving(target.model_name, target.version)
             return loaded, target.version
