@@ -184,29 +184,23 @@ def localise_triggers(
         members = np.flatnonzero(predicted[chosen] == c)
         others = np.flatnonzero(predicted != c)
         if len(members) == 0 or len(others) == 0:
-            scores.append((c, len(members), np.zeros(0, dtype=bool)))
+            scores.append((c, members, np.zeros(0, dtype=bool)))
             continue
         host_rows = flat[rng.choice(others, size=min(hosts, len(others)), replace=False)]
         fooled = _hijack_rates(model, flat, chosen[members], top[members], host_rows, c)
-        scores.append((c, len(members), fooled >= fool_rate))
+        scores.append((c, members, fooled >= fool_rate))
     if progress is not None:
         progress("trigger-localisation", n_classes, n_classes)
 
-    shares = np.array([h.mean() if n else 0.0 for _, n, h in scores])
+    shares = np.array([h.mean() if len(m) else 0.0 for _, m, h in scores])
     labels = model.classes or tuple(range(n_classes))
     out = []
-    for c, n, hijack in scores:
+    for c, members, hijack in scores:
         others_median = float(np.median(np.delete(shares, c))) if n_classes > 1 else 0.0
         count = int(hijack.sum())
-        flagged = (
-            count >= min_rows
-            and shares[c] >= min_share
-            and shares[c] >= contrast * others_median
-            and count > 0
-        )
+        flagged = count >= min_rows and shares[c] >= min_share and shares[c] >= contrast * others_median
         region: tuple[int, ...] = ()
         if count:
-            members = np.flatnonzero(predicted[chosen] == c)
             in_top = np.zeros((count, d), dtype=bool)
             in_top[np.arange(count)[:, None], top[members][hijack]] = True
             region = tuple(int(j) for j in np.flatnonzero(in_top.mean(axis=0) >= 0.5))
@@ -214,7 +208,7 @@ def localise_triggers(
             ClassTriggerScore(
                 label=labels[c],
                 index=c,
-                rows=n,
+                rows=len(members),
                 hijacking=count,
                 share=float(shares[c]),
                 flagged=bool(flagged),

@@ -290,7 +290,7 @@ def _detector_hooks(service: GuardedService, x_ref: np.ndarray, responder: Any, 
             responder.handle(Signal("ood", "low", key, f"key {key}: {n_ood} out-of-distribution rows",
                                     details={"rows": n_ood}), rows[flagged_ood])  # fmt: skip
 
-    hooks = [detectors, _drift_hook(service, flat, responder, settings, metrics)]
+    hooks = [detectors, _drift_hook(service, flat, responder, settings, metrics, probs_ref=probs_ref)]
     if settings.strip_sample > 0 and x_ref.ndim > 2:
         hooks.append(_strip_hook(service, x_ref, responder, settings, metrics, seed))
     return hooks
@@ -381,10 +381,11 @@ def _squeezing(service: GuardedService, x_ref: np.ndarray) -> Any:
     return FeatureSqueezing(service.model, [squeezer]).fit(sample)
 
 
-def _drift_hook(service: GuardedService, flat: np.ndarray, responder: Any, settings: Any, metrics: Any
-                ) -> Callable[[str, np.ndarray, np.ndarray, float], None]:  # fmt: skip
+def _drift_hook(service: GuardedService, flat: np.ndarray, responder: Any, settings: Any, metrics: Any, *,
+                probs_ref: np.ndarray | None = None) -> Callable[[str, np.ndarray, np.ndarray, float], None]:  # fmt: skip
     """Feed every predicted row into the sliding window; test it every ``drift_every`` rows (at most once per
-    ``drift_min_interval_s``: a check reads the whole reference), inputs and predicted probabilities alike and raise a ``drift`` signal when features drifted."""
+    ``drift_min_interval_s``: a check reads the whole reference), inputs, predicted probabilities (``probs_ref``:
+    the model's on ``flat``, computed when not given) and explanations alike, and raise ``drift`` signals."""
     from collections import deque
 
     from garrison.data.schema import FeatureKind
@@ -397,7 +398,8 @@ def _drift_hook(service: GuardedService, flat: np.ndarray, responder: Any, setti
     window = DriftMonitor(reference, window=settings.drift_window, exact=False)  # asymptotic KS: ms, not s
     state = {"since": 0, "last": -float("inf")}
     rng = np.random.default_rng(0)
-    probs_ref = np.asarray(service.model.predict_proba(flat.reshape(len(flat), *schema.sample_shape)))
+    if probs_ref is None:
+        probs_ref = np.asarray(service.model.predict_proba(flat.reshape(len(flat), *schema.sample_shape)))
     probs_ref = probs_ref[rng.choice(len(probs_ref), size=min(5000, len(probs_ref)), replace=False)]
     recent_probs: deque[np.ndarray] = deque(maxlen=settings.drift_window)
     explain_ref = _reference_attributions(service, flat, rng)
