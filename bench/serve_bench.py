@@ -17,8 +17,11 @@ runs pinned to CPU 1 on 127.0.0.1. Rounds interleave bare and garrison (A B A B 
 connections; the figures are medians of per-round ratios. Bars: throughput ≥ 0.85× bare at 16 clients; added
 p50 ≤ 0.3 ms at 1 client.
 
+``--attribute`` adds three more servers, interleaved the same way: garrison without the audit log, without the
+detectors, and with neither (the guards alone), to say where the overhead goes.
+
 Usage:
-    .venv/bin/python bench/serve_bench.py [--rounds 3] [--duration 10] [--json out.json]
+    .venv/bin/python bench/serve_bench.py [--rounds 3] [--duration 10] [--attribute] [--json out.json]
 """
 
 # no `from __future__ import annotations`: FastAPI resolves the bare endpoint's annotations at runtime
@@ -107,9 +110,20 @@ def serve(variant: str, port: int, workdir: str) -> None:
         from garrison.core import load_config
         from garrison.serve import build_service
 
-        app = build_service(
-            load_config(root / "garrison.yaml"), store_url=f"sqlite:///{root / 'garrison.db'}"
-        ).app
+        store = root / f"store-{variant}.db"  # each server its own copy: two writers of one chain would collide
+        shutil.copy(root / "garrison.db", store)
+        bundle = build_service(load_config(root / "garrison.yaml"), store_url=f"sqlite:///{store}")
+        app = bundle.app
+        if variant != "garrison":  # --attribute: the same service with parts switched off
+            from garrison.serve import create_app
+
+            service = bundle.service
+            service.close()
+            if variant in ("garrison-no-log", "garrison-guards-only"):
+                service.audit_log = None
+            if variant in ("garrison-no-detectors", "garrison-guards-only"):
+                service.hooks.clear()
+            app = create_app(service)
     uvicorn.run(app, host=HOST, port=port, log_level="warning", access_log=False, ws="none")
 
 
@@ -167,6 +181,20 @@ def wrk(variant: str, port: int, connections: int, duration: int, workdir: str) 
     return {"rps": rps, "p50_ms": p50, "p99_ms": p99, "non2xx": float(non2xx.group(1)) if non2xx else 0.0}
 
 
+def _ratios(
+    variant: dict[int, list[dict[str, float]]], bare: dict[int, list[dict[str, float]]]
+) -> dict[str, float]:
+    """Median throughput ratio at 16 connections and median added p50 at 1, against bare, round by round."""
+    return {
+        "throughput_ratio_16": round(
+            statistics.median(g["rps"] / b["rps"] for g, b in zip(variant[16], bare[16], strict=True)), 3
+        ),
+        "added_p50_ms_1": round(
+            statistics.median(g["p50_ms"] - b["p50_ms"] for g, b in zip(variant[1], bare[1], strict=True)), 3
+        ),
+    }
+
+
 def _ms(m: re.Match[str] | None) -> float:
     assert m is not None
     value, unit = float(m.group(1)), m.group(2)
@@ -178,6 +206,11 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--duration", type=int, default=10)
     parser.add_argument("--json", type=Path)
+    parser.add_argument(
+        "--attribute",
+        action="store_true",
+        help="also run garrison without the audit log, without detectors, and with neither",
+    )
     parser.add_argument("--serve", help=argparse.SUPPRESS)
     parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--workdir", help=argparse.SUPPRESS)
@@ -189,7 +222,10 @@ def main() -> None:
         sys.exit("wrk is not installed (Debian: apt-get install wrk)")
     workdir = tempfile.mkdtemp(prefix="garrison-serve-bench-")
     prepare(Path(workdir))
-    servers = {v: start(v, workdir) for v in ("bare", "garrison")}
+    variants = ["bare", "garrison"]
+    if args.attribute:
+        variants += ["garrison-no-log", "garrison-no-detectors", "garrison-guards-only"]
+    servers = {v: start(v, workdir) for v in variants}
     results: dict[str, dict[int, list[dict[str, float]]]] = {v: {16: [], 1: []} for v in servers}
     try:
         for v, (_, port) in servers.items():  # warm-up
@@ -217,6 +253,7 @@ def main() -> None:
         "bare_rps_16": round(statistics.median(x["rps"] for x in results["bare"][16]), 1),
         "garrison_rps_16": round(statistics.median(x["rps"] for x in results["garrison"][16]), 1),
         "garrison_non2xx": sum(x["non2xx"] for c in (16, 1) for x in results["garrison"][c]),
+        "parts": {v: _ratios(results[v], results["bare"]) for v in variants[2:]},
         "rounds": args.rounds,
         "duration_s": args.duration,
         "loadavg_after": os.getloadavg()[0],
