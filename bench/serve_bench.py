@@ -110,7 +110,8 @@ def serve(variant: str, port: int, workdir: str) -> None:
         from garrison.core import load_config
         from garrison.serve import build_service
 
-        store = root / f"store-{variant}.db"  # each server its own copy: two writers of one chain would collide
+        # each server its own copy of the store: two writers of one audit-log chain would collide
+        store = root / f"store-{variant}.db"
         shutil.copy(root / "garrison.db", store)
         bundle = build_service(load_config(root / "garrison.yaml"), store_url=f"sqlite:///{store}")
         app = bundle.app
