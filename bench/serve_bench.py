@@ -110,11 +110,17 @@ def serve(variant: str, port: int, workdir: str) -> None:
         from garrison.core import load_config
         from garrison.serve import build_service
 
-        # each server its own copy of the store: two writers of one audit-log chain would collide
+        # each server its own copy of the store: two writers of one audit-log chain would collide ...
         store = root / f"store-{variant}.db"
         shutil.copy(root / "garrison.db", store)
-        bundle = build_service(load_config(root / "garrison.yaml"), store_url=f"sqlite:///{store}")
-        app = bundle.app
+        # ... and its own audit-log journal (one writer per worker's chain)
+        config = root / f"garrison-{variant}.yaml"
+        config.write_text(
+            (root / "garrison.yaml")
+            .read_text()
+            .replace("explain: false}", f"explain: false, journal: journal-{variant}}}")
+        )
+        bundle = build_service(load_config(config), store_url=f"sqlite:///{store}")
         if variant != "garrison":  # --attribute: the same service with parts switched off
             from garrison.serve import create_app
 
@@ -124,7 +130,9 @@ def serve(variant: str, port: int, workdir: str) -> None:
                 service.audit_log = None
             if variant in ("garrison-no-detectors", "garrison-guards-only"):
                 service.hooks.clear()
-            app = create_app(service)
+            bundle.app = create_app(service)
+        bundle.run(host=HOST, port=port)  # as `garrison serve` runs it
+        return
     uvicorn.run(app, host=HOST, port=port, log_level="warning", access_log=False, ws="none")
 
 
@@ -226,9 +234,11 @@ def main() -> None:
     variants = ["bare", "garrison"]
     if args.attribute:
         variants += ["garrison-no-log", "garrison-no-detectors", "garrison-guards-only"]
-    servers = {v: start(v, workdir) for v in variants}
-    results: dict[str, dict[int, list[dict[str, float]]]] = {v: {16: [], 1: []} for v in servers}
+    servers: dict[str, tuple[subprocess.Popen[bytes], int]] = {}
+    results: dict[str, dict[int, list[dict[str, float]]]] = {v: {16: [], 1: []} for v in variants}
     try:
+        for v in variants:
+            servers[v] = start(v, workdir)
         for v, (_, port) in servers.items():  # warm-up
             wrk(v, port, 4, 2, workdir)
         for r in range(args.rounds):

@@ -77,6 +77,14 @@ def test_kill_9_under_traffic_keeps_every_acknowledged_entry_and_the_chain(tmp_p
     for t in threads:
         t.join(10)
     assert len(acknowledged) >= 150
+    journal = tmp_path / ".garrison" / "journal"
+    assert list(journal.glob("w0.*.journal")), "the killed service left no journal"
+    # what an operator runs after the crash: the journal's entries join the chain, then the chain is checked
+    verify = subprocess.run([sys.executable, "-m", "garrison", "log", "verify", "--store", url, "--journal", str(journal)],
+                            capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert verify.returncode == 0, verify.stdout + verify.stderr
+    assert "journalled entr" in verify.stderr + verify.stdout
+    assert not list(journal.glob("w0.*.journal"))
     with Store.open(url) as store:
         logged = {e.payload.get("request_id") for e in AuditLog(store, worker="w0").entries()}
         assert set(acknowledged) <= logged

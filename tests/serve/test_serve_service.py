@@ -29,6 +29,7 @@ def test_a_batch_is_predicted_and_logged_in_the_verified_chain(running: Any) -> 
     doc = r.json()
     assert len(doc["predictions"]) == 3 and doc["classes"] == [0, 1]
     assert all(abs(sum(p["probabilities"]) - 1) < 1e-5 for p in doc["predictions"])
+    running.bundle.service.audit_log.flush()  # the journal moves entries into the chain every 0.1 s
     with Store.open(running.store_url) as store:
         log = AuditLog(store, worker="w0")
         entries = [e for e in log.entries() if e.payload.get("request_id") == doc["request_id"]]
@@ -190,6 +191,7 @@ def test_admin_endpoints_revoke_keys_move_incidents_and_are_logged(running: Any)
         assert ops.get("/v1/admin/models").json() == []  # the demo model is not registered
     with _client(running, "explainer-only") as revoked:
         assert revoked.post("/v1/explain", json={"instances": _rows(running, 1)}).status_code == 401
+    running.bundle.service.audit_log.flush()  # the journal moves entries into the chain every 0.1 s
     with Store.open(running.store_url) as store:
         admin = [e for e in AuditLog(store, worker="w0").entries() if e.kind == "admin.revoke"]
         assert admin and admin[-1].payload == {"key": victim}

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import typer
 
@@ -32,6 +33,12 @@ def verify_command(
     ),
     fmt: str = typer.Option("text", "--format", "-f", help=f"Output format: {'|'.join(FORMATS)}."),
     store: str | None = _STORE,
+    journal: Path | None = typer.Option(
+        None,
+        "--journal",
+        help="The service's write-ahead journal directory: entries a stopped or killed service left there are "
+        "moved into their chains first (default: .garrison/journal when it exists).",
+    ),
 ) -> None:
     """Check every worker's hash chain, and that it still reaches each signed head."""
     from garrison.store import Store, load_heads, load_public_key, verify_log
@@ -51,7 +58,15 @@ def verify_command(
         except InputError as exc:
             raise InputError(exc.reason, path=exc.path or heads) from None
     key = load_public_key(_read(public_key)) if public_key is not None else None
+    if journal is None and Path(".garrison/journal").is_dir():
+        journal = Path(".garrison/journal")
     with Store.open(store or store_url()) as st:
+        if journal is not None:
+            moved = _recover_journals(st, journal)
+            if moved:
+                info(
+                    f"moved {moved} journalled entr{'y' if moved == 1 else 'ies'} from {journal} into the log"
+                )
         result = verify_log(st, heads=signed, public_key=key)
     if fmt == "json":
         typer.echo(json.dumps(result.to_dict(), indent=2, sort_keys=True))
@@ -94,3 +109,32 @@ def _read(path: Path) -> bytes:
 
 def register(app: typer.Typer) -> None:
     app.add_typer(log_app, name="log")
+
+
+def _recover_journals(store: Any, directory: Path) -> int:
+    """Recover the journal of every worker with segments in ``directory`` (one that a live service holds is
+    skipped: its own mover is at work)."""
+    from garrison.core import WriterBusyError
+    from garrison.store import AuditJournal, AuditLog
+
+    if not directory.is_dir():
+        raise typer.BadParameter(f"no such directory: {directory}", param_hint="--journal")
+    workers = sorted({p.name.rsplit(".", 2)[0] for p in directory.glob("*.journal")})
+    moved = 0
+    for name in workers:
+        log = AuditLog(store, worker=_unquote(name))
+        try:
+            journal = AuditJournal.open(log, directory)
+        except WriterBusyError:
+            info(f"note: worker {log.worker!r} is running; its journal is left to it")
+            continue
+        moved += journal.recovered
+        journal.close()
+        log.close()
+    return moved
+
+
+def _unquote(name: str) -> str:
+    from urllib.parse import unquote
+
+    return unquote(name)

@@ -31,8 +31,6 @@ def serve_command(
 
     Keys come from `garrison keys create`; the OpenAPI document is at /openapi.json.
     """
-    import uvicorn
-
     from garrison.core import load_config
     from garrison.serve import build_service
 
@@ -50,9 +48,7 @@ def serve_command(
             return
         listen_host, listen_port = host or settings.host, port if port is not None else settings.port
         info(f"listening on http://{listen_host}:{listen_port} (OpenAPI: /openapi.json, with a key)")
-        uvicorn.run(
-            bundle.app, host=listen_host, port=listen_port, log_level="warning", access_log=False, ws="none"
-        )
+        bundle.run(host=listen_host, port=listen_port)
     finally:
         bundle.close()
 

@@ -40,6 +40,7 @@ from garrison.core.errors import (
     ScanBlockedError,
     StoreError,
     UntrustedArtifactError,
+    WriterBusyError,
 )
 from garrison.core.findings import Evidence, Finding, Subject, SubjectKind, TriageStatus, fingerprint_of
 from garrison.core.metrics import Metric, wilson_interval
@@ -106,6 +107,7 @@ __all__ = [
     "TriageStatus",
     "UntrustedArtifactError",
     "Verdict",
+    "WriterBusyError",
     "all_rules",
     "fingerprint_of",
     "get_rule",

@@ -173,6 +173,13 @@ CONFIG_SPEC = Spec(
                     "per row, in the background): 'adversarial' signals",
                 ),
                 "drift_every": Spec("int", default=500, ge=1, doc="rows between drift checks"),
+                "detect_interval_s": Spec(
+                    "float",
+                    default=0.1,
+                    gt=0,
+                    le=10,
+                    doc="seconds between the detector thread's passes (a playbook action lags by about this)",
+                ),
                 "drift_min_interval_s": Spec(
                     "float", default=30.0, ge=0, doc="seconds between drift checks, at least"
                 ),
@@ -180,8 +187,13 @@ CONFIG_SPEC = Spec(
                 "fsync": Spec(
                     "bool",
                     default=False,
-                    doc="sync each audit-log commit to disk: survives a power cut, "
-                    "not only a killed process (SQLite; about 3 ms per request)",
+                    doc="sync each audit-log journal write and commit to disk: survives a power cut, "
+                    "not only a killed process (about 3 ms per request)",
+                ),
+                "journal": Spec(
+                    "str",
+                    default=None,
+                    doc="directory of the audit log's write-ahead journal (default .garrison/journal)",
                 ),
                 "keys_reload_s": Spec(
                     "float", default=30.0, gt=0, doc="seconds between key-ring reloads from the store"

@@ -23,6 +23,7 @@ the message, and no secret is ever part of a message.
     ├── ReportError (ValueError)            a report file is invalid or of an unknown schema version
     ├── IntegrityError                      protected bytes were altered, truncated, reordered or extended: .path
     └── StoreError                          the persistence layer failed
+        └── WriterBusyError                 another process writes this audit-log worker's chain: .worker
 """
 
 from __future__ import annotations
@@ -46,6 +47,7 @@ __all__ = [
     "ScanBlockedError",
     "StoreError",
     "UntrustedArtifactError",
+    "WriterBusyError",
     "WrongKeyError",
 ]
 
@@ -190,3 +192,11 @@ class IntegrityError(GarrisonError):
 
 class StoreError(GarrisonError):
     """The persistence layer failed."""
+
+
+class WriterBusyError(StoreError):
+    """Another process holds the audit-log journal of ``worker`` (each worker's chain has one writer)."""
+
+    def __init__(self, message: str, *, worker: str) -> None:
+        self.worker = worker
+        super().__init__(message)

@@ -21,7 +21,7 @@ import itertools
 import json
 import time
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, MutableMapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -37,7 +37,6 @@ from starlette.responses import Response
 from garrison.core.errors import RequestError
 from garrison.serve.admin import add_admin_routes
 from garrison.serve.background import BackgroundHooks
-from garrison.serve.commit import GroupCommit
 from garrison.serve.feedback import FeedbackTracker
 from garrison.serve.limits import RateLimiter
 from garrison.serve.metrics import ServiceMetrics
@@ -107,7 +106,9 @@ class GuardedService:
     def start_background(self) -> None:
         """Start the thread that runs :attr:`hooks` on submitted batches (:func:`create_app` does it)."""
         if self.hooks and self.background is None:
-            self.background = BackgroundHooks(self.hooks, on_error=self._hook_failed)
+            self.background = BackgroundHooks(
+                self.hooks, interval_s=self.settings.detect_interval_s, on_error=self._hook_failed
+            )
 
     def close(self) -> None:
         if self.background is not None:
@@ -135,9 +136,67 @@ class GuardedService:
         self._labels = [_json_label(c) for c in labels] if labels else list(range(self.model.n_classes))
 
 
-def create_app(service: GuardedService) -> FastAPI:
+HotRoute = Callable[[Mapping[str, str], AsyncIterator[bytes]], Awaitable[Response]]
+
+
+class _Disconnected(Exception):
+    """The client went away before its body arrived."""
+
+
+class GuardedApp(FastAPI):
+    """The service's FastAPI app, with its hot paths (``POST /v1/predict`` and ``/v1/explain``) answered first.
+
+    FastAPI's middleware stack, router and endpoint machinery cost about 65 µs a request, more than every guard
+    together (measured in-process on the benchmark's model: 224 µs through FastAPI, 158 µs for the same work as a
+    plain ASGI callable). A hot path request goes straight to its handler with the request's headers and body
+    chunks; its answer is the same Starlette :class:`Response` the FastAPI route would return. Everything else —
+    the other routes, OpenAPI, lifespan, a mounted ``root_path`` — goes through FastAPI as usual. The handlers
+    catch their own errors: an unexpected one is a 500 of the service's error shape, as through FastAPI.
+    """
+
+    hot_routes: dict[str, HotRoute]
+
+    async def __call__(self, scope: MutableMapping[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] == "http" and scope["method"] == "POST" and not scope.get("root_path"):
+            route = self.hot_routes.get(scope["path"])
+            if route is not None:
+                await self._hot(route, scope, receive, send)
+                return
+        await super().__call__(scope, receive, send)
+
+    async def _hot(self, route: HotRoute, scope: MutableMapping[str, Any], receive: Any, send: Any) -> None:
+        # the first of repeated headers wins, as with Starlette's Headers.get
+        headers = {
+            name.decode("latin-1"): value.decode("latin-1") for name, value in reversed(scope["headers"])
+        }
+        try:
+            response = await route(headers, _body_chunks(receive))
+        except _Disconnected:
+            return
+        except Exception:
+            response = _error_response(500, "internal", "the service failed to answer")
+        await response(scope, receive, send)
+
+
+async def _body_chunks(receive: Any) -> AsyncIterator[bytes]:
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            raise _Disconnected
+        yield message.get("body", b"")
+        if not message.get("more_body", False):
+            return
+
+
+def _error_response(status: int, code: str, message: str, field: str | None = None,
+                    headers: dict[str, str] | None = None) -> Response:  # fmt: skip
+    body = json.dumps({"error": {"code": code, "message": message, "field": field}}).encode()
+    return Response(body, status_code=status, media_type="application/json", headers=headers)
+
+
+def create_app(service: GuardedService) -> GuardedApp:
     """The FastAPI app of ``service`` (see the module docstring)."""
-    app = FastAPI(
+    app = GuardedApp(
         title="Garrison guarded inference service",
         version="1",
         docs_url=None,
@@ -147,20 +206,21 @@ def create_app(service: GuardedService) -> FastAPI:
     metrics = service.metrics
     settings = service.settings
     service.start_background()
-    committer = GroupCommit(service.audit_log) if service.audit_log is not None else None
     # request ids: a random per-process prefix and a counter (uuid4 costs a system call per request)
     prefix, counter = uuid.uuid4().hex[:16], itertools.count(1)
 
     def next_id() -> str:
         return f"{prefix}{next(counter):016x}"
 
-    def error(status: int, code: str, message: str, field: str | None = None, headers: dict[str, str] | None = None
-              ) -> Response:  # fmt: skip
-        body = json.dumps({"error": {"code": code, "message": message, "field": field}}).encode()
-        return Response(body, status_code=status, media_type="application/json", headers=headers)
+    error = _error_response
 
     def authorise(request: Request, scope: str) -> tuple[KeyIdentity | None, Response | None]:
-        secret = _secret(request)
+        return authorise_headers(request.headers, scope)
+
+    def authorise_headers(
+        headers: Mapping[str, str], scope: str
+    ) -> tuple[KeyIdentity | None, Response | None]:
+        secret = _secret(headers)
         key = service.keys.authenticate(secret) if secret else None
         if key is None:
             metrics.rejected.labels("auth").inc()
@@ -175,24 +235,28 @@ def create_app(service: GuardedService) -> FastAPI:
         return key, None
 
     async def read_body(request: Request) -> bytes:
-        declared = request.headers.get("content-length")
+        return await read_body_from(request.headers, request.stream())
+
+    async def read_body_from(headers: Mapping[str, str], chunks: AsyncIterator[bytes]) -> bytes:
+        declared = headers.get("content-length")
         limit = settings.max_body_bytes
         if declared is not None and (not declared.isdigit() or int(declared) > limit):
             raise RequestError(f"the body is larger than {limit} bytes", status=413, code="body_size")
-        chunks, size = [], 0
-        async for chunk in request.stream():
+        parts, size = [], 0
+        async for chunk in chunks:
             size += len(chunk)
             if size > limit:
                 raise RequestError(f"the body is larger than {limit} bytes", status=413, code="body_size")
-            chunks.append(chunk)
-        kind = request.headers.get("content-type", "application/json").split(";")[0].strip().lower()
+            parts.append(chunk)
+        kind = headers.get("content-type", "application/json").split(";")[0].strip().lower()
         if kind != "application/json":
             raise RequestError("the body must be application/json", status=415, code="media_type")
-        return b"".join(chunks)
+        return parts[0] if len(parts) == 1 else b"".join(parts)
 
-    async def guarded(request: Request, route: str, scope: str) -> Response:
+    async def guarded(headers: Mapping[str, str], chunks: AsyncIterator[bytes], route: str, scope: str
+                      ) -> Response:  # fmt: skip
         started = time.perf_counter()
-        key, refused = authorise(request, scope)
+        key, refused = authorise_headers(headers, scope)
         if refused is not None:
             metrics.observe(route, refused.status_code, time.perf_counter() - started)
             return refused
@@ -212,7 +276,7 @@ def create_app(service: GuardedService) -> FastAPI:
             metrics.observe(route, 429, time.perf_counter() - started)
             return response
         try:
-            body = await read_body(request)
+            body = await read_body_from(headers, chunks)
             batch = service.validator.validate(parse_json(body))
             if batch.n > 1:
                 extra = service.limiter.take(key.id, now, cost=batch.n - 1)
@@ -238,9 +302,9 @@ def create_app(service: GuardedService) -> FastAPI:
             metrics.observe(route, exc.status, time.perf_counter() - started)
             return response
         entry = payload.pop("_entry", None)
-        if entry is not None and committer is not None:
-            try:
-                await committer.append(route, key.id, entry)  # committed before the response is sent
+        if entry is not None and service.audit_log is not None:
+            try:  # committed (journalled) before the response is sent
+                service.audit_log.append_many([(route, key.id, entry)])
             except Exception:
                 metrics.rejected.labels("audit_log").inc()
                 metrics.observe(route, 503, time.perf_counter() - started)
@@ -248,7 +312,7 @@ def create_app(service: GuardedService) -> FastAPI:
                     503, "unavailable", "the audit log could not record the request; nothing was answered"
                 )
         payload["request_id"] = request_id
-        metrics.rows.labels(route).inc(batch.n)
+        metrics.count_rows(route, batch.n)
         response = Response(json.dumps(payload).encode(), media_type="application/json")
         metrics.observe(route, 200, time.perf_counter() - started)
         return response
@@ -261,15 +325,25 @@ def create_app(service: GuardedService) -> FastAPI:
         "responses": {str(s): {"description": d} for s, d in _ERRORS.items()},
     }
 
+    async def predict_route(headers: Mapping[str, str], chunks: AsyncIterator[bytes]) -> Response:
+        return await guarded(headers, chunks, "predict", "predict")
+
+    async def explain_route(headers: Mapping[str, str], chunks: AsyncIterator[bytes]) -> Response:
+        if service.explainer is None:
+            return error(404, "not_available", "explanations are not enabled on this service")
+        return await guarded(headers, chunks, "explain", "explain")
+
+    # FastAPI's routes document the hot paths in the OpenAPI and serve them under a root_path; otherwise
+    # GuardedApp answers them before FastAPI's middleware and routing (see its docstring)
     @app.post("/v1/predict", openapi_extra=body_schema, summary="Predict a batch of rows")
     async def predict(request: Request) -> Response:
-        return await guarded(request, "predict", "predict")
+        return await predict_route(request.headers, request.stream())
 
     @app.post("/v1/explain", openapi_extra=body_schema, summary="Predict and explain a batch of rows")
     async def explain(request: Request) -> Response:
-        if service.explainer is None:
-            return error(404, "not_available", "explanations are not enabled on this service")
-        return await guarded(request, "explain", "explain")
+        return await explain_route(request.headers, request.stream())
+
+    app.hot_routes = {"/v1/predict": predict_route, "/v1/explain": explain_route}
 
     @app.post("/v1/feedback", summary="Late labels for earlier predictions (joined by request id)",
               openapi_extra={"requestBody": {"required": True, "content": {"application/json": {"schema": _FEEDBACK}}},
@@ -289,9 +363,9 @@ def create_app(service: GuardedService) -> FastAPI:
         accuracy = service.feedback.accuracy
         if accuracy is not None:
             metrics.live_accuracy.set(accuracy)
-        if committer is not None:
-            await committer.append("feedback", key.id, {"joined": result.joined, "correct": result.correct,
-                                                         "unknown": result.unknown})  # fmt: skip
+        if service.audit_log is not None:
+            service.audit_log.append_many([("feedback", key.id, {"joined": result.joined, "correct": result.correct,
+                                                                 "unknown": result.unknown})])  # fmt: skip
         if service.feedback.degraded() and service.on_signal is not None:
             from garrison.respond import Signal
 
@@ -382,12 +456,12 @@ _ERRORS = {
 }
 
 
-def _secret(request: Request) -> str | None:
-    header = request.headers.get("authorization")
+def _secret(headers: Mapping[str, str]) -> str | None:
+    header = headers.get("authorization")
     if header is not None:
         scheme, _, token = header.partition(" ")
         return token.strip() or None if scheme.lower() == "bearer" else None
-    return request.headers.get("x-api-key") or None
+    return headers.get("x-api-key") or None
 
 
 def _answer(service: GuardedService, route: str, batch: ValidatedBatch, key_id: str, body: bytes, now: float,

@@ -50,6 +50,7 @@ class ServiceMetrics:
         )
         self._request_children: dict[tuple[str, str], Any] = {}
         self._latency_children: dict[str, Any] = {}
+        self._rows_children: dict[str, Any] = {}
 
     def observe(self, route: str, status: int, seconds: float) -> None:
         """Count one request (children are cached: ``labels()`` costs more than ``inc()``)."""
@@ -62,6 +63,12 @@ class ServiceMetrics:
         if hist is None:
             hist = self._latency_children[route] = self.latency.labels(route)
         hist.observe(seconds)
+
+    def count_rows(self, route: str, n: int) -> None:
+        child = self._rows_children.get(route)
+        if child is None:
+            child = self._rows_children[route] = self.rows.labels(route)
+        child.inc(n)
 
     def exposition(self) -> tuple[bytes, str]:
         """The text exposition format and its content type."""

@@ -17,7 +17,8 @@ class ServeSettings:
     features per row in ``/v1/explain``; ``log_payloads`` keeps request bodies in the audit log (by default only
     their SHA-256); ``drift_every`` rows (and at least ``drift_min_interval_s`` seconds) between drift checks of the
     sliding window of ``drift_window`` rows; ``squeezing`` adds feature squeezing to the detectors (one more model
-    call per row, off the request path).
+    call per row, off the request path); ``detect_interval_s`` between the detector thread's passes over the rows
+    requests handed it (larger batches cost less per row; a playbook action lags its signal by about this much).
     """
 
     host: str = "127.0.0.1"
@@ -37,6 +38,7 @@ class ServeSettings:
     squeezing: bool = False
     feedback_window: int = 500
     strip_sample: float = 0.0
+    detect_interval_s: float = 0.1
 
     def __post_init__(self) -> None:
         checks = {
@@ -52,6 +54,7 @@ class ServeSettings:
             "feedback_window": self.feedback_window >= 1,
             "strip_sample": 0 <= self.strip_sample <= 1,
             "drift_min_interval_s": self.drift_min_interval_s >= 0,
+            "detect_interval_s": 0 < self.detect_interval_s <= 10,
         }
         for name, ok in checks.items():
             if not ok:

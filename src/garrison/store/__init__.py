@@ -1,5 +1,6 @@
 """Persistence: audits, findings across audits, the triage mirror, model versions, events, incidents, and for the
-inference service its API keys (:class:`KeyRing`) and tamper-evident audit log (:class:`AuditLog`).
+inference service its API keys (:class:`KeyRing`) and tamper-evident audit log (:class:`AuditLog`, written ahead through
+:class:`AuditJournal`).
 
 SQLAlchemy 2 with migrations (Alembic) shipped inside the package: a SQLite file by default
 (:func:`default_url`), or any SQLAlchemy URL such as ``postgresql+psycopg://...``.
@@ -21,6 +22,7 @@ from garrison.store.auditlog import (
     verify_head,
     verify_log,
 )
+from garrison.store.journal import AuditJournal, recover_journal
 from garrison.store.keys import KeyRing
 from garrison.store.records import (
     INCIDENT_STATUSES,
@@ -45,6 +47,7 @@ __all__ = [
     "MIN_PREFIX_LENGTH",
     "PROBLEM_KINDS",
     "AuditEntry",
+    "AuditJournal",
     "AuditLog",
     "AuditSummary",
     "ChainHead",
@@ -65,6 +68,7 @@ __all__ = [
     "load_private_key",
     "load_public_key",
     "payload_digest",
+    "recover_journal",
     "sign_head",
     "verify_head",
     "verify_log",

@@ -62,6 +62,7 @@ __all__ = [
 ]
 
 GENESIS_HASH = "0" * 64
+_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 HEAD_SCHEMA = "garrison.audit-log-head/1"
 PROBLEM_KINDS: tuple[str, ...] = (
     "edited",  # an entry's content no longer matches its hash
@@ -83,10 +84,12 @@ def payload_digest(data: bytes) -> str:
     return "sha256:" + hashlib.sha256(data).hexdigest()
 
 
+_CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=True, allow_nan=False)
+_json_string = json.encoder.encode_basestring_ascii  # type: ignore[attr-defined]  # C; what the encoder writes
+
+
 def _canonical(value: Any) -> bytes:
-    return json.dumps(
-        value, sort_keys=True, separators=(",", ":"), ensure_ascii=True, allow_nan=False
-    ).encode()
+    return _CANONICAL.encode(value).encode()
 
 
 def _time_text(time: dt.datetime) -> str:
@@ -104,15 +107,20 @@ def entry_hash(
     payload: Mapping[str, Any],
 ) -> str:
     """The hash of an entry: SHA-256 of ``prev_hash`` (ASCII hex) followed by the entry's canonical JSON."""
-    document = {
-        "actor": actor,
-        "kind": kind,
-        "payload": payload,
-        "seq": seq,
-        "time": _time_text(time),
-        "worker": worker,
-    }
-    return hashlib.sha256(prev_hash.encode("ascii") + _canonical(document)).hexdigest()
+    return _digest(prev_hash, worker, seq, _time_text(time), kind, actor, _canonical(payload))
+
+
+def _digest(
+    prev_hash: str, worker: str, seq: int, time: str, kind: str, actor: str, payload_json: bytes
+) -> str:
+    """:func:`entry_hash` from the payload's canonical JSON, which the log also stores: the document's canonical
+    JSON is assembled around it (keys in sorted order, as ``json.dumps(sort_keys=True)`` writes them) instead of
+    encoding the payload twice."""
+    head = f'{{"actor":{_json_string(actor)},"kind":{_json_string(kind)},"payload":'
+    tail = f',"seq":{seq},"time":{_json_string(time)},"worker":{_json_string(worker)}}}'
+    return hashlib.sha256(
+        b"".join((prev_hash.encode("ascii"), head.encode(), payload_json, tail.encode()))
+    ).hexdigest()
 
 
 def _row_hash(row: Any, *, seq: int | None = None) -> str:
@@ -303,34 +311,96 @@ class AuditLog:
 
     def append_many(self, items: Iterable[tuple[str, str, Mapping[str, Any] | None]]) -> list[AuditEntry]:
         """Add entries ``(kind, actor, payload)`` in one transaction: all of them are committed, or none."""
-        _check_text(self.worker, "worker", 200)
         prepared = [
             (_check_text(k, "kind", 100), _check_text(a, "actor", 200), _plain_json(p)) for k, a, p in items
         ]
-        if not prepared:
-            return []
+        with self._lock:
+            seq, now = self._load_head().seq, dt.datetime.now(dt.UTC)
+            return self._commit([(seq + i, now, k, a, p) for i, (k, a, p) in enumerate(prepared, start=1)])
+
+    def append_at(
+        self,
+        records: Sequence[tuple[int, dt.datetime, str, str, Mapping[str, Any] | None]],
+        *,
+        plain: bool = False,
+    ) -> list[AuditEntry]:
+        """Add entries ``(seq, time, kind, actor, payload)`` written ahead elsewhere (the service's
+        :class:`~garrison.store.journal.AuditJournal`), in one transaction. Their ``seq`` must continue the chain
+        one by one (:class:`StoreError` otherwise); their ``time`` is kept. ``plain``: the payloads are dicts just
+        parsed from JSON (not copied again)."""
+        prepared = [
+            (seq, time.astimezone(dt.UTC), _check_text(k, "kind", 100), _check_text(a, "actor", 200),
+             p if plain else _plain_json(p))
+            for seq, time, k, a, p in records
+        ]  # fmt: skip
+        with self._lock:
+            expected = self._load_head().seq + 1
+            for offset, record in enumerate(prepared):
+                if record[0] != expected + offset:
+                    raise StoreError(f"audit log {self.worker!r}: entry {record[0]} does not continue the chain "
+                                     f"at {expected + offset}")  # fmt: skip
+            return self._commit(prepared)
+
+    def append_encoded(self, records: Sequence[tuple[int, int, str, str, bytes]]) -> ChainHead:
+        """The journal's fast path of :meth:`append_at`: ``(seq, time_us, kind, actor, payload_json)`` with the
+        time in microseconds since the epoch (UTC) and the payload already in its canonical JSON (the log's own
+        encoding: sorted keys, compact, ASCII); the kind and actor were checked when journalled. Returns the new
+        head; no :class:`AuditEntry` objects are made."""
+        if not records:
+            return self.head()
         with self._lock:
             head = self._load_head()
-            entries: list[AuditEntry] = []
-            now = dt.datetime.now(dt.UTC)
-            seq, prev = head.seq, head.hash
-            for kind, actor, payload in prepared:
-                seq += 1
-                digest = entry_hash(
-                    prev, worker=self.worker, seq=seq, time=now, kind=kind, actor=actor, payload=payload
-                )
-                entries.append(AuditEntry(self.worker, seq, now, kind, actor, payload, prev, digest))
+            rows = []
+            prev, worker = head.hash, self.worker
+            for expected, (seq, time_us, kind, actor, payload) in enumerate(records, start=head.seq + 1):
+                if seq != expected:
+                    raise StoreError(
+                        f"audit log {worker!r}: entry {seq} does not continue the chain at {expected}"
+                    )
+                iso = _time_text(_EPOCH + dt.timedelta(microseconds=time_us))
+                digest = _digest(prev, worker, seq, iso, kind, actor, payload)
+                # SQLite's text form of the naive UTC time the ORM stores: "YYYY-MM-DD HH:MM:SS.ffffff"
+                rows.append((worker, seq, f"{iso[:10]} {iso[11:26]}", kind, actor, payload.decode("ascii"), prev,
+                             digest))  # fmt: skip
                 prev = digest
             try:
                 if self._sqlite():
-                    self._insert_sqlite(entries)
+                    self._execute_sqlite(rows)
                 else:
-                    self._insert_orm(entries)
+                    self._insert_orm([AuditEntry(w, q, _EPOCH + dt.timedelta(microseconds=r[1]), k, a,
+                                                 json.loads(r[4]), p, h)
+                                      for (w, q, _, k, a, _, p, h), r in zip(rows, records, strict=True)])  # fmt: skip
             except StoreError:
-                self._head = None  # read the tip again next time: another process may have written it
+                self._head = None
                 raise
-            self._head = ChainHead(self.worker, seq, prev)
-            return entries
+            self._head = ChainHead(worker, records[-1][0], prev)
+            return self._head
+
+    def _commit(self, prepared: list[tuple[int, dt.datetime, str, str, dict[str, Any]]]) -> list[AuditEntry]:
+        """Hash and store entries that continue the chain (the caller holds the lock and checked their seq)."""
+        _check_text(self.worker, "worker", 200)
+        if not prepared:
+            return []
+        head = self._load_head()
+        entries: list[AuditEntry] = []
+        texts: list[bytes] = []
+        prev = head.hash
+        for seq, time, kind, actor, payload in prepared:
+            text = _canonical(payload)
+            digest = _digest(prev, self.worker, seq, _time_text(time), kind, actor, text)
+            entries.append(AuditEntry(self.worker, seq, time, kind, actor, payload, prev, digest))
+            texts.append(text)
+            prev = digest
+        try:
+            if self._sqlite():
+                self._insert_sqlite(entries, texts)
+            else:
+                self._insert_orm(entries)
+        except StoreError:
+            self._head = None  # read the tip again next time: another process may have written it
+            raise
+        self._head = ChainHead(self.worker, entries[-1].seq, prev)
+        return entries
 
     def close(self) -> None:
         """Return the log's own database connection (SQLite) to the pool."""
@@ -343,20 +413,23 @@ class AuditLog:
         engine = self.store._engine
         return engine is not None and engine.dialect.name == "sqlite" and self.store.url != "sqlite://"
 
-    def _insert_sqlite(self, entries: list[AuditEntry]) -> None:
+    def _insert_sqlite(self, entries: list[AuditEntry], payloads: list[bytes]) -> None:
         """One executemany and commit on a connection kept for the log: about 20 µs an entry where the ORM's
-        session costs 300 µs, which matters since the service writes one entry per request. The values are
-        stored exactly as the ORM stores them (naive UTC text, compact JSON), so both read them back alike."""
+        session costs 300 µs. The values are stored as the ORM stores them (naive UTC text, compact JSON: here the
+        payload's canonical JSON, already made for the hash), so both read them back alike."""
+        rows = [
+            (e.worker, e.seq, e.time.astimezone(dt.UTC).strftime("%Y-%m-%d %H:%M:%S.%f"), e.kind, e.actor,
+             text.decode("ascii"), e.prev_hash, e.hash)
+            for e, text in zip(entries, payloads, strict=True)
+        ]  # fmt: skip
+        self._execute_sqlite(rows)
+
+    def _execute_sqlite(self, rows: list[tuple[Any, ...]]) -> None:
         import sqlite3
 
         if self._raw is None:
             assert self.store._engine is not None
             self._raw = self.store._engine.raw_connection()
-        rows = [
-            (e.worker, e.seq, e.time.astimezone(dt.UTC).strftime("%Y-%m-%d %H:%M:%S.%f"), e.kind, e.actor,
-             json.dumps(e.payload, allow_nan=False, separators=(",", ":")), e.prev_hash, e.hash)
-            for e in entries
-        ]  # fmt: skip
         try:
             cursor = self._raw.cursor()
             cursor.executemany(_INSERT_SQL, rows)
