@@ -473,6 +473,11 @@ def test_incidents_open_update_and_history(store: Store) -> None:
     ]
     assert resolved[0].updated_at >= resolved[0].opened_at
     assert [i.id for i in store.list_incidents(status="open")] == [second]
+    assert (store.incident_status(first), store.incident_status(second), store.incident_status(10**6)) == (
+        "resolved",
+        "open",
+        None,
+    )
 
     with pytest.raises(StoreError, match="must be one of"):
         store.update_incident(first, status="done", actor="x")

@@ -43,7 +43,9 @@ def _global(
 
 def _register() -> None:
     from garrison.cli import (
+        attest_cmd,
         audit_cmd,
+        bom_cmd,
         catalog_cmd,
         data_cmd,
         demo_cmd,
@@ -68,7 +70,8 @@ def _register() -> None:
 
     for module in (init_cmd, audit_cmd, demo_cmd, findings_cmd, catalog_cmd, scan_cmd, harden_cmd, robustness_cmd,
                    train_cmd, privacy_cmd, poisoning_cmd, protect_cmd, data_cmd, fl_cmd, explain_cmd, serve_cmd,
-                   incidents_cmd, keys_cmd, log_cmd, monitor_cmd, models_cmd):  # fmt: skip
+                   incidents_cmd, keys_cmd, log_cmd, monitor_cmd, models_cmd, bom_cmd,
+                   attest_cmd):  # fmt: skip
         module.register(app)
 
 

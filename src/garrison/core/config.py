@@ -190,6 +190,18 @@ CONFIG_SPEC = Spec(
                     doc="sync each audit-log journal write and commit to disk: survives a power cut, "
                     "not only a killed process (about 3 ms per request)",
                 ),
+                "require_attestation": Spec(
+                    "map",
+                    doc="serve a model only with a verifying attestation of a passing audit (`garrison attest`)",
+                    fields={
+                        "public_key": Spec("str", default=None, doc="the signer's public key (PEM)"),
+                        "path": Spec(
+                            "str",
+                            default=None,
+                            doc="attestation of an unregistered model (default <model file>.intoto.jsonl)",
+                        ),
+                    },
+                ),
                 "journal": Spec(
                     "str",
                     default=None,

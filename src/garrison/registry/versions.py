@@ -1,7 +1,9 @@
 """The model registry: versions with their digest, signature status and audit verdict, and which one serves.
 
 A version is loadable when its file still has the registered SHA-256, its audit (when ``require_audit``) passed,
-and its signature verifies against ``public_key`` (when one is required). :meth:`ModelRegistry.problems` says
+its signature verifies against ``public_key`` (when one is required), and a signed attestation of a passing audit
+(``<model>.intoto.jsonl``, :mod:`garrison.report.attestation`) verifies against ``attestation_key`` (when one is
+required). :meth:`ModelRegistry.problems` says
 why not, one line per reason; :meth:`ModelRegistry.promote` refuses a version with problems; the service refuses
 to start on one. :meth:`ModelRegistry.rollback_target` is the newest version registered before the serving one
 that has no problems: what a ``rollback`` playbook action serves.
@@ -32,14 +34,21 @@ class RegistryRefusal(GarrisonError):
 
 
 class ModelRegistry:
-    """Model versions in ``store``; ``public_key`` (PEM path) makes a verified signature required."""
+    """Model versions in ``store``; ``public_key`` (PEM path) makes a verified signature required,
+    ``attestation_key`` (PEM path) a verified attestation of a passing audit."""
 
     def __init__(
-        self, store: Store, *, public_key: str | Path | None = None, require_audit: bool = True
+        self,
+        store: Store,
+        *,
+        public_key: str | Path | None = None,
+        require_audit: bool = True,
+        attestation_key: str | Path | None = None,
     ) -> None:
         self.store = store
         self.public_key = Path(public_key) if public_key is not None else None
         self.require_audit = require_audit
+        self.attestation_key = Path(attestation_key) if attestation_key is not None else None
 
     def register(
         self, model_name: str, version: str, path: str | Path, *, audit_id: int | None = None
@@ -82,6 +91,11 @@ class ModelRegistry:
             status = verify_model(path, public_key=self.public_key)
             if not status.ok:
                 out.append(f"signature: {status.reason}")
+        if self.attestation_key is not None and path.exists():
+            from garrison.report.attestation import attestation_problems, default_attestation_path
+
+            out.extend(attestation_problems(path, attestation=default_attestation_path(path),
+                                            public_key=self.attestation_key))  # fmt: skip
         return out
 
     def promote(self, model_name: str, version: str) -> None:

@@ -1,7 +1,8 @@
 """Renderers of the canonical audit report: JSON (canonical, versioned), HTML, SARIF 2.1.0, JUnit XML and
-Markdown, each in its own module reading the same immutable :class:`garrison.core.Report`; and the rule catalogue
-as Markdown."""
+Markdown, each in its own module reading the same immutable :class:`garrison.core.Report`; the CycloneDX 1.6 ML-BOM
+(:func:`build_ml_bom`); and the rule catalogue as Markdown."""
 
+from garrison.report.bom import BOM_SPEC_VERSION, build_ml_bom, ml_bom_json, validate_ml_bom, write_ml_bom
 from garrison.report.html import render_html
 from garrison.report.json_report import load_report_schema, read_report, to_json, validate_report
 from garrison.report.junit import render_junit
@@ -12,10 +13,13 @@ from garrison.report.svg import sanitize_svg
 from garrison.report.writer import FILE_NAMES, FORMATS, render, write_reports
 
 __all__ = [
+    "BOM_SPEC_VERSION",
     "FILE_NAMES",
     "FORMATS",
     "MAX_MARKDOWN_BYTES",
+    "build_ml_bom",
     "load_report_schema",
+    "ml_bom_json",
     "read_report",
     "render",
     "render_html",
@@ -25,6 +29,8 @@ __all__ = [
     "render_sarif",
     "sanitize_svg",
     "to_json",
+    "validate_ml_bom",
     "validate_report",
+    "write_ml_bom",
     "write_reports",
 ]

@@ -114,9 +114,7 @@ class IncidentResponder:
         return int(incident)
 
     def _still_open(self, incident: int) -> bool:
-        return any(i.id == incident for i in self.store.list_incidents(status="open")) or any(
-            i.id == incident for i in self.store.list_incidents(status="acknowledged")
-        )
+        return self.store.incident_status(incident) in ("open", "acknowledged")
 
     def _run(
         self, action: str, playbook: Playbook, signal: Signal, rows: np.ndarray | None, incident: int

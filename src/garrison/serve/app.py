@@ -77,7 +77,8 @@ class GuardedService:
     """Everything a running service holds: the model and its schema, the key ring, limits, metrics, and the
     optional audit log, explainer and per-batch hooks (detectors, drift monitor) called as
     ``hook(key_id, x, probabilities, now)`` on the predicted rows, in a background thread
-    (:class:`~garrison.serve.background.BackgroundHooks`). ``model_version`` is reported in responses."""
+    (:class:`~garrison.serve.background.BackgroundHooks`), and ``model_listeners`` called after a model swap
+    (detectors calibrated on the served model's outputs refit). ``model_version`` is reported in responses."""
 
     model: Classifier
     schema: Schema
@@ -91,6 +92,7 @@ class GuardedService:
     store: Any = None
     on_signal: Callable[..., Any] | None = None
     clock: Callable[[], float] = time.monotonic
+    model_listeners: list[Callable[[], None]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         s = self.settings
@@ -115,7 +117,7 @@ class GuardedService:
             self.background.close()
             self.background = None
 
-    def _hook_failed(self, hook: RowHook, exc: BaseException) -> None:
+    def _hook_failed(self, hook: Callable[..., Any], exc: BaseException) -> None:
         self.metrics.hook_errors.labels(getattr(hook, "__name__", type(hook).__name__)).inc()
 
     def swap_model(self, model: Classifier, version: str) -> None:
@@ -130,6 +132,11 @@ class GuardedService:
 
             self.explainer = Explainer(model, background=old.background, budget_s=old.budget_s,
                                        max_background=old.max_background)  # fmt: skip
+        for listener in self.model_listeners:  # detectors calibrated on the model's outputs refit themselves
+            try:
+                listener()
+            except Exception as exc:  # a detector that cannot refit is reported; the swap stands
+                self._hook_failed(listener, exc)
 
     def _set_labels(self) -> None:
         labels = self.model.classes

@@ -93,7 +93,10 @@ def build_service(cfg: GarrisonConfig, *, env: Mapping[str, str] | None = None, 
     notes: list[str] = []
     try:
         signing_key = cfg.resolve(cfg.scan.require_signature) if cfg.scan.require_signature else None
-        registry = ModelRegistry(store, public_key=signing_key, require_audit=raw.get("require_audit", True))
+        attestation = raw.get("require_attestation") or {}
+        attestation_key = cfg.resolve(attestation["public_key"]) if attestation.get("public_key") else None
+        registry = ModelRegistry(store, public_key=signing_key, require_audit=raw.get("require_audit", True),
+                                 attestation_key=attestation_key)  # fmt: skip
         model_cfg = cfg.model
         version = ""
         serving = registry.serving(model_cfg.name)
@@ -105,6 +108,8 @@ def build_service(cfg: GarrisonConfig, *, env: Mapping[str, str] | None = None, 
         else:
             notes.append(f"model {model_cfg.name!r} has no registered serving version: serving {model_cfg.path} "
                          "without registry checks")  # fmt: skip
+            if attestation_key is not None:  # still required of an unregistered model
+                _require_attestation(cfg, model_cfg, attestation, attestation_key)
 
         def load(config: Any) -> Any:
             return load_classifier(config, base_dir=cfg.base_dir, sample_shape=tuple(reference.x.shape[1:]),
@@ -176,6 +181,27 @@ def build_service(cfg: GarrisonConfig, *, env: Mapping[str, str] | None = None, 
             close()
         raise
     return ServiceBundle(service, app, bundle_closers, notes)
+
+
+def _require_attestation(
+    cfg: GarrisonConfig, model_cfg: Any, attestation: Mapping[str, Any], key: Path
+) -> None:
+    """Refuse to serve the model file unless its attestation (``serve.require_attestation.path``, default
+    ``<model>.intoto.jsonl``) verifies against ``key`` and vouches for a passing audit of these very bytes."""
+    from garrison.registry import RegistryRefusal
+    from garrison.report.attestation import attestation_problems, default_attestation_path
+
+    if model_cfg.path is None:
+        raise RegistryRefusal(
+            model_cfg.name, "unregistered", ["attestation: the model has no file to attest"]
+        )
+    model_file = cfg.resolve(model_cfg.path)
+    path = (
+        cfg.resolve(attestation["path"]) if attestation.get("path") else default_attestation_path(model_file)
+    )
+    problems = attestation_problems(model_file, attestation=path, public_key=key)
+    if problems:
+        raise RegistryRefusal(model_cfg.name, "unregistered", problems)
 
 
 def _every(seconds: float, work: Callable[[], None], name: str) -> Callable[[], None]:
@@ -278,13 +304,25 @@ def _detector_hooks(service: GuardedService, x_ref: np.ndarray, responder: Any, 
     flat = x_ref.reshape(len(x_ref), -1)
     probs_ref = np.asarray(service.model.predict_proba(x_ref), dtype=np.float64)
     ood = OODDetector(seed=seed).fit(flat)
-    low_margin = MarginDetector().fit(probs_ref)
+    # the query monitor keeps its per-key history across a model swap (an attacker must not reset it by tipping
+    # the service into its fallback); its boundary calibration stays the first model's
     queries = QueryMonitor(ood=ood, seed=seed).fit(flat, probs_ref)
-    squeezing = _squeezing(service, x_ref) if settings.squeezing else None
+    fitted: dict[str, Any] = {}
+
+    def refit(probs: np.ndarray) -> None:
+        """What depends on the served model: its margins on the reference, and squeezing through it."""
+        fitted["low_margin"] = MarginDetector().fit(probs)
+        fitted["squeezing"] = _squeezing(service, x_ref) if settings.squeezing else None
+
+    refit(probs_ref)
+    service.model_listeners.append(
+        lambda: refit(np.asarray(service.model.predict_proba(x_ref), dtype=np.float64))
+    )
     counters = {name: metrics.detections.labels(name) for name in ("ood", "low_margin", "squeezing",
                                                                     *_PROBING_SEVERITY)}  # fmt: skip
 
     def detectors(key: str, x: np.ndarray, probs: np.ndarray, now: float) -> None:
+        low_margin, squeezing = fitted["low_margin"], fitted["squeezing"]
         rows = x.reshape(len(x), -1)
         flagged_ood = ood.flag(rows)
         n_ood = int(flagged_ood.sum())
@@ -361,8 +399,11 @@ def _strip_hook(service: GuardedService, x_ref: np.ndarray, responder: Any, sett
     from garrison.respond import Signal
 
     rng = np.random.default_rng(seed)
-    strip = STRIP(service.model, frr=0.01, seed=seed).fit(x_ref[rng.choice(len(x_ref), size=min(300, len(x_ref)),
-                                                                            replace=False)])  # fmt: skip
+    sample = x_ref[rng.choice(len(x_ref), size=min(300, len(x_ref)), replace=False)]
+    fitted = {"strip": STRIP(service.model, frr=0.01, seed=seed).fit(sample)}
+    service.model_listeners.append(
+        lambda: fitted.update(strip=STRIP(service.model, frr=0.01, seed=seed).fit(sample))
+    )
     counter = metrics.detections.labels("strip")
     seen: OrderedDict[str, list[int]] = OrderedDict()  # key -> [sampled, flagged], bounded
 
@@ -370,7 +411,7 @@ def _strip_hook(service: GuardedService, x_ref: np.ndarray, responder: Any, sett
         picked = rng.random(len(x)) < settings.strip_sample
         if not picked.any():
             return
-        flagged = strip.detect(x[picked])
+        flagged = fitted["strip"].detect(x[picked])
         n = int(flagged.sum())
         counts = seen.pop(key, [0, 0])
         counts[0] += int(picked.sum())
@@ -423,9 +464,19 @@ def _drift_hook(service: GuardedService, flat: np.ndarray, responder: Any, setti
     rng = np.random.default_rng(0)
     if probs_ref is None:
         probs_ref = np.asarray(service.model.predict_proba(flat.reshape(len(flat), *schema.sample_shape)))
-    probs_ref = probs_ref[rng.choice(len(probs_ref), size=min(5000, len(probs_ref)), replace=False)]
+    sample = rng.choice(len(probs_ref), size=min(5000, len(probs_ref)), replace=False)
     recent_probs: deque[np.ndarray] = deque(maxlen=settings.drift_window)
-    explain_ref = _reference_attributions(service, flat, rng)
+    # prediction and explanation drift compare the served model with itself: refitted when the model changes
+    fitted = {"probs": probs_ref[sample], "explain": _reference_attributions(service, flat, rng)}
+
+    def refit() -> None:
+        probs = np.asarray(
+            service.model.predict_proba(flat[sample].reshape(len(sample), *schema.sample_shape))
+        )
+        fitted.update(probs=probs, explain=_reference_attributions(service, flat, rng))
+        recent_probs.clear()
+
+    service.model_listeners.append(refit)
 
     def drift(key: str, x: np.ndarray, probs: np.ndarray, now: float) -> None:
         rows = x.reshape(len(x), -1)
@@ -439,15 +490,15 @@ def _drift_hook(service: GuardedService, flat: np.ndarray, responder: Any, setti
         state["since"], state["last"] = 0, now
         report = window.check()
         drifted = list(report.drifted_columns)
-        predictions = prediction_drift(probs_ref, np.array(recent_probs), class_names=[str(c) for c in service._labels],
+        predictions = prediction_drift(fitted["probs"], np.array(recent_probs), class_names=[str(c) for c in service._labels],
                                        exact=False)  # fmt: skip
         metrics.drifted.set(len(drifted))
         if drifted:
             names = ", ".join(drifted[:5]) + (" ..." if len(drifted) > 5 else "")
             responder.handle(Signal("drift", "medium", "model", f"{len(drifted)} features drifted: {names}",
                                     details={"drifted": drifted, "window": len(window)}))  # fmt: skip
-        if explain_ref is not None:
-            _explanation_drift(service, window, explain_ref, responder, rng)
+        if fitted["explain"] is not None:
+            _explanation_drift(service, window, fitted["explain"], responder, rng)
         if predictions.drifted:
             classes = ", ".join(predictions.drifted_columns)
             responder.handle(Signal("drift", "high", "model", f"the predictions drifted (probability of {classes})",

@@ -411,6 +411,11 @@ class Store:
             s.flush()
             return row.id
 
+    def incident_status(self, incident_id: int) -> str | None:
+        """The status of one incident (``None`` when there is no such incident): one primary-key lookup."""
+        with self._session() as s:
+            return s.scalar(select(IncidentRow.status).where(IncidentRow.id == incident_id))
+
     def list_incidents(self, *, status: str | None = None) -> list[IncidentRecord]:
         """Incidents, newest first, each with its history of status changes."""
         query = select(IncidentRow).order_by(IncidentRow.opened_at.desc(), IncidentRow.id.desc())
