@@ -41,6 +41,7 @@ from garrison.adapters import InputSpec, SklearnClassifier
 from garrison.monitor.detectors import MarginDetector, OODDetector
 from garrison.monitor.probing import QueryMonitor
 from garrison.monitor.squeezing import BitDepth, FeatureSqueezing
+from garrison.testing.extraction import boundary_queries, uniform_queries
 
 
 def cancer() -> tuple[np.ndarray, np.ndarray]:
@@ -121,31 +122,6 @@ def adversarial_figures() -> dict[str, Any]:
     return out
 
 
-def uniform_queries(lo: np.ndarray, hi: np.ndarray, seed: int) -> Iterator[np.ndarray]:
-    rng = np.random.default_rng(seed)
-    while True:
-        yield rng.uniform(lo, hi)
-
-
-def boundary_queries(model: Any, seeds: np.ndarray, scale: np.ndarray, seed: int) -> Iterator[np.ndarray]:
-    rng = np.random.default_rng(seed)
-    labels = model.predict_proba(seeds).argmax(axis=1)
-    while True:
-        i, j = rng.choice(len(seeds), size=2, replace=False)
-        if labels[i] == labels[j]:
-            continue
-        a, b = seeds[i].copy(), seeds[j].copy()
-        for _ in range(8):
-            mid = (a + b) / 2
-            yield mid
-            if model.predict_proba(mid[None, :]).argmax() == labels[i]:
-                a = mid
-            else:
-                b = mid
-        for _ in range(4):
-            yield (a + b) / 2 + rng.normal(0.0, 0.01, size=a.shape) * scale
-
-
 def probing_figures() -> dict[str, Any]:
     x, y = cancer()
     train, cal, replay = x[:200], x[200:340], x[340:]
@@ -170,8 +146,8 @@ def probing_figures() -> dict[str, Any]:
 
     out: dict[str, Any] = {}
     for name, make in (
-        ("uniform", lambda s: uniform_queries(lo, hi, s)),
-        ("boundary", lambda s: boundary_queries(model, cal[:10], hi - lo, s)),
+        ("uniform", lambda s: uniform_queries(lo, hi, seed=s)),
+        ("boundary", lambda s: boundary_queries(model, cal[:10], hi - lo, seed=s)),
     ):
         runs = [first_flag(make(seed)) for seed in range(10)]
         out[f"{name}_queries_to_flag"] = [n for n, _ in runs]

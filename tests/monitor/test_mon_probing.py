@@ -17,6 +17,7 @@ from garrison.adapters import SklearnClassifier
 from garrison.core.errors import InputError
 from garrison.monitor.detectors import OODDetector
 from garrison.monitor.probing import SIGNAL_KINDS, ProbingThresholds, QueryMonitor
+from garrison.testing.extraction import boundary_queries, uniform_queries
 
 # Measured with the defaults (bench/probing_bench.py, docs/detectors.md): both extraction scripts are flagged at
 # query 30, the first query at which share-based signals may fire (min_queries).
@@ -61,35 +62,6 @@ def first_flag(
         if n >= limit:
             break
     return -1, []
-
-
-def uniform_queries(lo: np.ndarray, hi: np.ndarray, seed: int = 1) -> Iterator[np.ndarray]:
-    """KnockoffNets-style extraction with random queries: uniform within the feature bounds."""
-    rng = np.random.default_rng(seed)
-    while True:
-        yield rng.uniform(lo, hi)
-
-
-def boundary_queries(model: Any, seeds: np.ndarray, scale: np.ndarray, seed: int = 2) -> Iterator[np.ndarray]:
-    """Black-box Jacobian-style augmentation: from a few real seed rows, bisect towards the decision boundary
-    between two rows of different predicted classes, then sample small perturbations around the boundary
-    point found (what a substitute-model trainer queries)."""
-    rng = np.random.default_rng(seed)
-    labels = model.predict_proba(seeds).argmax(axis=1)
-    while True:
-        i, j = rng.choice(len(seeds), size=2, replace=False)
-        if labels[i] == labels[j]:
-            continue
-        a, b = seeds[i].copy(), seeds[j].copy()
-        for _ in range(8):
-            mid = (a + b) / 2
-            yield mid
-            if model.predict_proba(mid[None, :]).argmax() == labels[i]:
-                a = mid
-            else:
-                b = mid
-        for _ in range(4):
-            yield (a + b) / 2 + rng.normal(0.0, 0.01, size=a.shape) * scale
 
 
 def test_random_query_extraction_is_flagged_quickly(setup: dict[str, Any]) -> None:

@@ -49,7 +49,9 @@ def _prediction_drift_alerts(root: Path) -> list[str]:
     if not path.exists():
         return []
     alerts = [json.loads(line) for line in path.read_text().splitlines()]
-    return [a["message"] for a in alerts if a["kind"] == "drift" and a["message"].startswith("the predictions")]
+    return [
+        a["message"] for a in alerts if a["kind"] == "drift" and a["message"].startswith("the predictions")
+    ]
 
 
 def test_prediction_drift_is_measured_against_the_model_now_served(tmp_path: Path) -> None:
@@ -72,6 +74,7 @@ def test_prediction_drift_is_measured_against_the_model_now_served(tmp_path: Pat
         service.swap_model(Inverted(service.model), "inverted")
         feed()  # the same rows through the new model: its predictions are its normal ones
         assert _prediction_drift_alerts(tmp_path) == []
-        assert b"garrison_hook_errors_total{" not in service.metrics.exposition()[0]  # every detector refitted
+        # every detector refitted without an error
+        assert b"garrison_hook_errors_total{" not in service.metrics.exposition()[0]
     finally:
         bundle.close()

@@ -27,6 +27,8 @@ TABLES = {
     "model_versions",
     "triage_entries",
     "triage_events",
+    "ui_sessions",
+    "users",
 }
 
 

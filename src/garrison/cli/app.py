@@ -66,12 +66,14 @@ def _register() -> None:
         scan_cmd,
         serve_cmd,
         train_cmd,
+        ui_cmd,
+        users_cmd,
     )
 
     for module in (init_cmd, audit_cmd, demo_cmd, findings_cmd, catalog_cmd, scan_cmd, harden_cmd, robustness_cmd,
                    train_cmd, privacy_cmd, poisoning_cmd, protect_cmd, data_cmd, fl_cmd, explain_cmd, serve_cmd,
                    incidents_cmd, keys_cmd, log_cmd, monitor_cmd, models_cmd, bom_cmd,
-                   attest_cmd):  # fmt: skip
+                   attest_cmd, ui_cmd, users_cmd):  # fmt: skip
         module.register(app)
 
 

@@ -40,6 +40,8 @@ __all__ = [
     "TriageEntryRow",
     "TriageEventRow",
     "UTCDateTime",
+    "UiSessionRow",
+    "UserRow",
 ]
 
 # Named constraints, so that later migrations can alter them on every backend (SQLite batch mode needs names).
@@ -247,3 +249,28 @@ class AuditLogRow(Base):
     payload: Mapped[dict[str, Any]]
     prev_hash: Mapped[str] = mapped_column(String(64))
     hash: Mapped[str] = mapped_column(String(64))
+
+
+class UserRow(Base):
+    """A user of the team dashboard: a role and an Argon2id hash of the password (see ``users.py``)."""
+
+    __tablename__ = "users"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    name: Mapped[str] = mapped_column(String(200), unique=True)
+    role: Mapped[str] = mapped_column(String(20))
+    password_hash: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[dt.datetime]
+    disabled: Mapped[bool] = mapped_column(Boolean)
+
+
+class UiSessionRow(Base):
+    """A signed-in dashboard session: only the SHA-256 of its cookie token is kept."""
+
+    __tablename__ = "ui_sessions"
+
+    token_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
+    csrf_token: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[dt.datetime]
+    expires_at: Mapped[dt.datetime]
