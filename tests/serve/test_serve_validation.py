@@ -85,6 +85,9 @@ def test_valid_records_encode_to_the_codec_space(age: int, income: float, city: 
         ({"inputs": [[40, 50000, 1, True]]}, "inputs", "type"),
         ({"inputs": [[40, 50000, 7, 0]]}, "inputs[0].city", "value"),
         ({"inputs": [[40, 1e999, 1, 0]]}, "inputs[0].income", "value"),
+        ({"inputs": [[40, 10**400, 1, 0]]}, "inputs", "value"),  # was an OverflowError: a 500
+        ({"inputs": [[40.5, 50000, 1, 0]]}, "inputs[0].age", "value"),
+        ({"inputs": [[40, 50000, 1]]}, "inputs", "shape"),
         ({"inputs": [[40, 50000, 1, 0]] * 9}, "inputs", "batch_size"),
     ],
 )
@@ -107,3 +110,55 @@ def test_parse_refuses_constants_duplicates_and_depth() -> None:
         assert info.value.code == code and info.value.status == 400
     assert parse_json(b'{"s": "[[[[[[[[[[[[[["}') == {"s": "[" * 14}  # brackets inside strings are not depth
     assert not math.isnan(parse_json(b"1e999"))  # json reads 1e999 as inf: refused by the validator's bounds
+
+
+LOWER, UPPER = (b.reshape(-1) for b in VALIDATOR.schema.bounds())
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.lists(st.one_of(st.integers(-10, 10**6), st.floats(-10.0, 1.2e5), st.integers(-(2**60), 2**60)),
+                         min_size=4, max_size=4), min_size=1, max_size=8))  # fmt: skip
+def test_numeric_rows_are_accepted_exactly_when_every_value_is_in_its_bounds(rows: list[list[float]]) -> None:
+    """Small batches take a one-pass path, larger ones numpy's: both must agree with the schema."""
+    x = np.array(rows, dtype=np.float64)
+    integral = np.array([f.kind.value != "numeric" for f in VALIDATOR.schema.features])
+    ok = bool(((x >= LOWER) & (x <= UPPER)).all() and (np.floor(x[:, integral]) == x[:, integral]).all())
+    if ok:
+        assert np.array_equal(VALIDATOR.validate({"inputs": rows}).x, x)
+    else:
+        with pytest.raises(RequestError) as refused:
+            VALIDATOR.validate({"inputs": rows})
+        assert refused.value.status == 422 and str(refused.value.field).startswith("inputs")
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.dictionaries(st.text(max_size=6), json_values, min_size=1, max_size=4),
+    st.sampled_from(["", " ", "\t", "\n ", " \r\n"]),
+    st.booleans(),
+)
+def test_a_repeated_key_is_refused_whatever_the_spacing_or_nesting(
+    doc: dict, space: str, nested: bool
+) -> None:
+    key = next(iter(doc))
+    pairs = [f"{json.dumps(k)}{space}:{space}{json.dumps(v)}" for k, v in doc.items()]
+    obj = "{" + ",".join([*pairs, f"{json.dumps(key)}{space}:{space}1"]) + "}"
+    body = '{"inputs": [[1.0], ' + obj + "]}" if nested else obj
+    with pytest.raises(RequestError) as refused:
+        parse_json(body.encode())
+    assert refused.value.status == 400
+
+
+@settings(max_examples=300, deadline=None)
+@given(json_values)
+def test_the_fast_parser_returns_what_the_strict_one_does(doc: object) -> None:
+    body = json.dumps(doc).encode()
+    errors: list[str] = []
+    try:
+        parsed = parse_json(body)
+    except RequestError as exc:
+        errors.append(exc.code)
+    if errors:  # generated documents are strict JSON: only their depth can be refused
+        assert errors[0] == "depth"
+    else:
+        assert parsed == json.loads(body)

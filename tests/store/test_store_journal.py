@@ -9,6 +9,7 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import textwrap
 import time
 from pathlib import Path
@@ -242,6 +243,8 @@ def test_fsync_and_closed_journals(store: Store, tmp_path: Path) -> None:
         journal.append("predict", "k", {"x": float("nan")})
     with pytest.raises(StoreError, match="kind"):
         journal.append("", "k", {})
+    with pytest.raises(StoreError, match="actor"):
+        journal.append("predict", ["not", "text"], {})  # type: ignore[arg-type]
     assert journal.append("predict", "k", {}) == 2  # refused entries took no number
     journal.close()
     journal.close()  # idempotent
@@ -272,3 +275,24 @@ def test_any_journal_bytes_recover_or_raise_a_store_error(tmp_path: Path, data: 
         except StoreError:
             return
         assert n == AuditLog(store, worker="w0").head().seq and verify_log(store).ok
+
+
+@settings(max_examples=50, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(times=st.lists(st.integers(0, 4_102_444_800_000_000), min_size=1, max_size=6),
+       kinds=st.lists(st.sampled_from(["predict", "explain", "admin.revoke"]), min_size=6, max_size=6))  # fmt: skip
+def test_any_journalled_times_hash_as_the_plain_log_does(times: list[int], kinds: list[str]) -> None:
+    """The mover's batch encoding (the time's second and the names encoded once) must hash exactly as
+    :func:`entry_hash`, which `verify_log` recomputes from the stored rows."""
+    with (
+        tempfile.TemporaryDirectory() as folder,
+        Store.open(f"sqlite:///{folder}/g.db", durable=False) as store,
+    ):
+        log = AuditLog(store, worker="w\u00e9")  # a file: the raw SQLite insert, as the service's mover
+        head = log.append_encoded([(i, t, kinds[i - 1], f"key-{i % 2}", b'{"i":%d}' % i)
+                                   for i, t in enumerate(times, start=1)])  # fmt: skip
+        assert head.seq == len(times)
+        assert verify_log(store).ok
+        entries = log.entries()
+        assert [e.time.replace(tzinfo=dt.UTC) for e in entries] == [
+            dt.datetime(1970, 1, 1, tzinfo=dt.UTC) + dt.timedelta(microseconds=t) for t in times
+        ]

@@ -352,13 +352,27 @@ class AuditLog:
             head = self._load_head()
             rows = []
             prev, worker = head.hash, self.worker
+            # what repeats from entry to entry is encoded once per batch: the kind and actor (a route and a key),
+            # the worker, and the time's second ("2026-11-27T15:00:00"); the document is the one entry_hash makes
+            names: dict[tuple[str, str], bytes] = {}
+            tail_worker = f',"worker":{_json_string(worker)}}}'.encode()
+            second, prefix = -1, ""
             for expected, (seq, time_us, kind, actor, payload) in enumerate(records, start=head.seq + 1):
                 if seq != expected:
                     raise StoreError(
                         f"audit log {worker!r}: entry {seq} does not continue the chain at {expected}"
                     )
-                iso = _time_text(_EPOCH + dt.timedelta(microseconds=time_us))
-                digest = _digest(prev, worker, seq, iso, kind, actor, payload)
+                if time_us // 1_000_000 != second:
+                    second = time_us // 1_000_000
+                    prefix = (_EPOCH + dt.timedelta(seconds=second)).strftime("%Y-%m-%dT%H:%M:%S")
+                iso = f"{prefix}.{time_us % 1_000_000:06d}+00:00"
+                start = names.get((kind, actor))
+                if start is None:
+                    start = names[(kind, actor)] = (
+                        f'{{"actor":{_json_string(actor)},"kind":{_json_string(kind)},"payload":'.encode()
+                    )
+                digest = hashlib.sha256(b"".join((prev.encode("ascii"), start, payload,
+                                                  f',"seq":{seq},"time":"{iso}"'.encode(), tail_worker))).hexdigest()  # fmt: skip
                 # SQLite's text form of the naive UTC time the ORM stores: "YYYY-MM-DD HH:MM:SS.ffffff"
                 rows.append((worker, seq, f"{iso[:10]} {iso[11:26]}", kind, actor, payload.decode("ascii"), prev,
                              digest))  # fmt: skip

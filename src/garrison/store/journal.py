@@ -81,6 +81,7 @@ class AuditJournal:
         self._lock = threading.Lock()  # the open segment, the numbering, the pending lines
         self._move_lock = threading.Lock()  # one move at a time (the thread, flush, close)
         self._pending: list[_Record] = []
+        self._name_cache: dict[tuple[str, str], bytes] = {}
         self._sealed: list[Path] = []
         self._fd: int | None = None
         self._segment = 0
@@ -132,35 +133,46 @@ class AuditJournal:
         returned (and was synced, with ``fsync``). :class:`StoreError` when the journal is closed, a payload is
         not JSON, or the write fails (nothing is numbered then)."""
         now_us = time.time_ns() // 1000
+        encoded = []
+        for kind, actor, payload in items:
+            try:  # the payload's canonical JSON: what the chain hashes and stores, made once
+                text = _canonical(payload if type(payload) is dict else dict(payload or {}))
+            except (TypeError, ValueError, RecursionError) as exc:
+                raise StoreError(f"the audit log payload cannot be stored as JSON: {exc}") from None
+            encoded.append((kind, actor, self._names(kind, actor), text))
+        if not encoded:
+            return []
         with self._lock:
             if self._fd is None:
                 raise StoreError(f"the audit-log journal of {self.worker!r} is closed")
-            seq = self._next_seq
+            first = seq = self._next_seq
             records: list[_Record] = []
             lines = []
-            for kind, actor, payload in items:
-                _check_text(kind, "kind", 100)
-                _check_text(actor, "actor", 200)
-                try:  # the payload's canonical JSON: what the chain hashes and stores, made once
-                    text = _canonical(dict(payload or {}))
-                except (TypeError, ValueError, RecursionError) as exc:
-                    raise StoreError(f"the audit log payload cannot be stored as JSON: {exc}") from None
+            for kind, actor, names, text in encoded:
                 records.append((seq, now_us, kind, actor, text))
-                lines.append(b"[%d,%d,%s,%s,%s]\n" % (seq, now_us, _json_string(kind).encode(),
-                                                       _json_string(actor).encode(), text))  # fmt: skip
+                lines.append(b"[%d,%d,%s,%s]\n" % (seq, now_us, names, text))
                 seq += 1
-            if not lines:
-                return []
-            data = b"".join(lines)
             try:
-                _write_all(self._fd, data)
+                _write_all(self._fd, b"".join(lines))
                 if self.fsync:
                     os.fdatasync(self._fd)
             except OSError as exc:
                 raise StoreError(f"cannot write the audit-log journal: {exc.strerror or exc}") from None
-            first, self._next_seq = self._next_seq, seq
+            self._next_seq = seq
             self._pending.extend(records)
             return list(range(first, seq))
+
+    def _names(self, kind: str, actor: str) -> bytes:
+        """``"kind","actor"`` as they go in a journal line, checked and encoded once per pair (they repeat: a
+        route and an API key id)."""
+        names = self._name_cache.get((kind, actor)) if type(kind) is str and type(actor) is str else None
+        if names is None:
+            _check_text(kind, "kind", 100)
+            _check_text(actor, "actor", 200)
+            if len(self._name_cache) >= 4096:
+                self._name_cache.clear()
+            names = self._name_cache[(kind, actor)] = f"{_json_string(kind)},{_json_string(actor)}".encode()
+        return names
 
     def head(self) -> ChainHead:
         """The chain's head in the store, after moving everything journalled so far."""

@@ -108,6 +108,9 @@ class FindingRow(Base):
     """A finding across audits, keyed by fingerprint; its details are those of the latest audit that saw it."""
 
     __tablename__ = "findings"
+    # The columns that order the findings list (severity, stage, rule, location, fingerprint): a page of it is
+    # sorted on this narrow index instead of the table's rows (see ``Store.list_findings``).
+    __table_args__ = (Index("ix_findings_order", "severity", "stage", "rule_id", "location", "fingerprint"),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     fingerprint: Mapped[str] = mapped_column(String(64), unique=True, index=True)

@@ -16,10 +16,10 @@ from types import TracebackType
 from typing import Any, Self
 
 from alembic.util import CommandError
-from sqlalchemy import URL, Engine, create_engine, event, func, or_, select, update
+from sqlalchemy import URL, Engine, and_, case, create_engine, event, func, or_, select, update
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, NoSuchModuleError, SQLAlchemyError
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import Session, defer, sessionmaker
 
 from garrison.core import (
     Finding,
@@ -162,16 +162,62 @@ class Store:
             return audit.id
 
     def list_audits(
-        self, *, project: str | None = None, model_name: str | None = None, limit: int = 50
+        self,
+        *,
+        project: str | None = None,
+        model_name: str | None = None,
+        limit: int = 50,
+        before: int | None = None,
     ) -> list[AuditSummary]:
-        """Recorded audits, newest first (by the run's start time)."""
+        """Recorded audits, newest first (by the run's start time).
+
+        ``before``: only the audits that come before the audit of that id in this order (none when it does not
+        exist), so ``list_audits(model_name=m, before=i, limit=1)`` is the audit of ``m`` preceding ``i``.
+        """
         if limit < 1:
             raise StoreError(f"`limit` must be >= 1, got {limit}")
-        query = select(AuditRow).order_by(AuditRow.started_at.desc(), AuditRow.id.desc()).limit(limit)
+        query = (
+            select(AuditRow)
+            .options(defer(AuditRow.report))
+            .order_by(AuditRow.started_at.desc(), AuditRow.id.desc())
+            .limit(limit)
+        )
         if project is not None:
             query = query.where(AuditRow.project == project)
         if model_name is not None:
             query = query.where(AuditRow.model_name == model_name)
+        if before is not None:
+            pivot = select(AuditRow.started_at).where(AuditRow.id == before).scalar_subquery()
+            query = query.where(
+                or_(AuditRow.started_at < pivot, and_(AuditRow.started_at == pivot, AuditRow.id < before))
+            )
+        with self._session() as s:
+            return [_audit_summary(r) for r in s.scalars(query)]
+
+    def recent_audits(self, *, per_model: int = 12) -> list[AuditSummary]:
+        """The newest ``per_model`` audits of every (project, model name), in one query.
+
+        Ordered by model name, project, then newest first: what an overview of all models needs, at a cost that
+        grows with the number of models, not of audits.
+        """
+        if per_model < 1:
+            raise StoreError(f"`per_model` must be >= 1, got {per_model}")
+        rank = (
+            func.row_number()
+            .over(
+                partition_by=(AuditRow.project, AuditRow.model_name),
+                order_by=(AuditRow.started_at.desc(), AuditRow.id.desc()),
+            )
+            .label("rank")
+        )
+        ranked = select(AuditRow.id, rank).subquery()
+        query = (
+            select(AuditRow)
+            .options(defer(AuditRow.report))
+            .join(ranked, ranked.c.id == AuditRow.id)
+            .where(ranked.c.rank <= per_model)
+            .order_by(AuditRow.model_name, AuditRow.project, ranked.c.rank)
+        )
         with self._session() as s:
             return [_audit_summary(r) for r in s.scalars(query)]
 
@@ -198,23 +244,48 @@ class Store:
         status: TriageStatus | None = None,
         min_severity: Severity | None = None,
         project: str | None = None,
+        model_name: str | None = None,
+        offset: int = 0,
+        limit: int | None = None,
     ) -> list[FindingSummary]:
-        """Every finding ever recorded, most severe first, with its triage (``open`` when not triaged)."""
-        query = select(FindingRow, TriageEntryRow).outerjoin(
+        """Every finding ever recorded, most severe first, with its triage (``open`` when not triaged).
+
+        ``offset`` and ``limit`` page through that order in the database: ``list_findings(offset=50, limit=50)``
+        is the second page of 50, read without loading the others.
+        """
+        _check_page(offset, limit)
+        filters = _findings_filters(status, min_severity, project, model_name)
+        order = _finding_sql_order(self._dialect())
+        joined = select(FindingRow, TriageEntryRow).outerjoin(
             TriageEntryRow, TriageEntryRow.fingerprint == FindingRow.fingerprint
         )
-        if status is TriageStatus.OPEN:
-            query = query.where(or_(TriageEntryRow.status.is_(None), TriageEntryRow.status == status.value))
-        elif status is not None:
-            query = query.where(TriageEntryRow.status == status.value)
-        if min_severity is not None:
-            query = query.where(FindingRow.severity.in_([s.value for s in Severity if s >= min_severity]))
-        if project is not None:
-            query = query.where(FindingRow.project == project)
         with self._session() as s:
             latest = _latest_audit_ids(s)
-            out = [_finding_summary(f, t, latest) for f, t in s.execute(query)]
-        return sorted(out, key=_finding_order)
+            if offset == 0 and limit is None:
+                rows = s.execute(joined.where(*filters).order_by(*order)).all()
+                return [_finding_summary(f, t, latest) for f, t in rows]
+            # A page: first the ids, sorted on the narrow index ix_findings_order without touching the rows,
+            # then those rows only.
+            ids = list(
+                s.scalars(select(FindingRow.id).where(*filters).order_by(*order).offset(offset).limit(limit))
+            )
+            found = {f.id: (f, t) for f, t in s.execute(joined.where(FindingRow.id.in_(ids)))} if ids else {}
+            return [_finding_summary(*found[i], latest) for i in ids]
+
+    def count_findings(
+        self,
+        *,
+        status: TriageStatus | None = None,
+        min_severity: Severity | None = None,
+        project: str | None = None,
+        model_name: str | None = None,
+    ) -> int:
+        """How many findings :meth:`list_findings` would return with the same filters (one COUNT query)."""
+        query = select(func.count(FindingRow.id)).where(
+            *_findings_filters(status, min_severity, project, model_name)
+        )
+        with self._session() as s:
+            return int(s.scalar(query) or 0)
 
     def get_finding(self, fingerprint: str) -> FindingSummary:
         """One finding by its fingerprint or a unique prefix of it (at least 6 characters)."""
@@ -341,20 +412,21 @@ class Store:
             .order_by(ModelVersionRow.created_at, ModelVersionRow.id)
         )
         with self._session() as s:
-            return [
-                ModelVersionRecord(
-                    id=r.id,
-                    model_name=r.model_name,
-                    version=r.version,
-                    sha256=r.sha256,
-                    uri=r.uri,
-                    signature_status=r.signature_status,
-                    audit_id=r.audit_id,
-                    serving=r.serving,
-                    created_at=r.created_at,
-                )
-                for r in s.scalars(query)
-            ]
+            return [_version_record(r) for r in s.scalars(query)]
+
+    def count_model_versions(self) -> dict[str, int]:
+        """How many versions each model has, by model name (one GROUP BY query)."""
+        query = select(ModelVersionRow.model_name, func.count(ModelVersionRow.id)).group_by(
+            ModelVersionRow.model_name
+        )
+        with self._session() as s:
+            return {name: int(n) for name, n in s.execute(query)}
+
+    def serving_versions(self) -> dict[str, ModelVersionRecord]:
+        """The serving version of every model that has one, by model name (one query)."""
+        query = select(ModelVersionRow).where(ModelVersionRow.serving.is_(True))
+        with self._session() as s:
+            return {r.model_name: _version_record(r) for r in s.scalars(query)}
 
     def set_serving(self, model_name: str, version: str) -> None:
         """Make ``version`` the one serving version of ``model_name``."""
@@ -416,38 +488,36 @@ class Store:
         with self._session() as s:
             return s.scalar(select(IncidentRow.status).where(IncidentRow.id == incident_id))
 
-    def list_incidents(self, *, status: str | None = None) -> list[IncidentRecord]:
-        """Incidents, newest first, each with its history of status changes."""
+    def list_incidents(
+        self, *, status: str | None = None, offset: int = 0, limit: int | None = None
+    ) -> list[IncidentRecord]:
+        """Incidents, newest first, each with its history of status changes.
+
+        ``offset`` and ``limit`` page through that order in the database.
+        """
+        _check_page(offset, limit)
         query = select(IncidentRow).order_by(IncidentRow.opened_at.desc(), IncidentRow.id.desc())
         if status is not None:
             query = query.where(IncidentRow.status == _incident_status(status))
+        query = query.offset(offset or None).limit(limit)
         with self._session() as s:
-            incidents = list(s.scalars(query))
-            history: dict[int, list[IncidentUpdate]] = {i.id: [] for i in incidents}
-            for chunk in _chunks(list(history)):
-                updates = s.scalars(
-                    select(IncidentUpdateRow)
-                    .where(IncidentUpdateRow.incident_id.in_(chunk))
-                    .order_by(IncidentUpdateRow.at, IncidentUpdateRow.id)
-                )
-                for u in updates:
-                    history[u.incident_id].append(
-                        IncidentUpdate(u.actor, u.at, u.old_status, u.new_status, u.note)
-                    )
-            return [
-                IncidentRecord(
-                    id=i.id,
-                    title=i.title,
-                    severity=Severity(i.severity),
-                    model_name=i.model_name,
-                    status=i.status,
-                    details=i.details,
-                    opened_at=i.opened_at,
-                    updated_at=i.updated_at,
-                    history=tuple(history[i.id]),
-                )
-                for i in incidents
-            ]
+            return _incident_records(s, list(s.scalars(query)))
+
+    def count_incidents(self, *, status: str | None = None) -> int:
+        """How many incidents :meth:`list_incidents` would return with the same filter (one COUNT query)."""
+        query = select(func.count(IncidentRow.id))
+        if status is not None:
+            query = query.where(IncidentRow.status == _incident_status(status))
+        with self._session() as s:
+            return int(s.scalar(query) or 0)
+
+    def get_incident(self, incident_id: int) -> IncidentRecord:
+        """One incident with its history; :class:`StoreError` when there is no such incident."""
+        with self._session() as s:
+            row = s.get(IncidentRow, incident_id)
+            if row is None:
+                raise StoreError(f"no incident with id {incident_id}")
+            return _incident_records(s, [row])[0]
 
     def update_incident(self, incident_id: int, *, status: str, actor: str, note: str = "") -> None:
         """Move an incident to ``status`` (one of ``INCIDENT_STATUSES``), recording who did it and why."""
@@ -560,6 +630,11 @@ class Store:
         self._engine = engine
         self._sessions = sessionmaker(engine, expire_on_commit=False)
 
+    def _dialect(self) -> str:
+        if self._engine is None:
+            raise StoreError("the store is not open: use Store.open(url)")
+        return self._engine.dialect.name
+
     @contextmanager
     def _session(self) -> Iterator[Session]:
         if self._sessions is None:
@@ -569,6 +644,17 @@ class Store:
                 yield session
         except SQLAlchemyError as exc:
             raise StoreError(f"store error at {self.safe_url}: {_describe(exc, make_url(self.url))}") from exc
+
+    # ---------------------------------------------------------------------------------------- finding comments
+
+    def list_finding_comments(self, fingerprint: str) -> list[EventRecord]:
+        """The ``finding.comment`` events of one finding (its full fingerprint), oldest first.
+
+        Filtering on a JSON field is not portable SQL, so this reads the newest 1,000 ``finding.comment`` events
+        and keeps those whose payload names ``fingerprint``: older comments beyond that window are not returned.
+        """
+        events = self.list_events(kind="finding.comment", limit=1000)
+        return [e for e in reversed(events) if e.payload.get("fingerprint") == fingerprint]
 
 
 # -------------------------------------------------------------------------------------------------- engine
@@ -825,8 +911,93 @@ def _finding_summary(
     )
 
 
-def _finding_order(f: FindingSummary) -> tuple[int, int, str, str, str]:
-    return (-f.severity.rank, f.stage.order, f.rule_id, f.location or "", f.fingerprint)
+def _check_page(offset: int, limit: int | None) -> None:
+    if offset < 0:
+        raise StoreError(f"`offset` must be >= 0, got {offset}")
+    if limit is not None and limit < 1:
+        raise StoreError(f"`limit` must be >= 1, got {limit}")
+
+
+def _findings_filters(
+    status: TriageStatus | None, min_severity: Severity | None, project: str | None, model_name: str | None
+) -> list[Any]:
+    """The WHERE clauses of :meth:`Store.list_findings` on ``findings`` alone (triage through EXISTS, no join)."""
+    clauses: list[Any] = []
+    entry = (
+        select(TriageEntryRow.id)
+        .where(TriageEntryRow.fingerprint == FindingRow.fingerprint)
+        .correlate_except(TriageEntryRow)
+    )
+    if status is TriageStatus.OPEN:  # no entry, or an entry that says open
+        clauses.append(~entry.where(TriageEntryRow.status != status.value).exists())
+    elif status is not None:
+        clauses.append(entry.where(TriageEntryRow.status == status.value).exists())
+    if min_severity is not None:
+        clauses.append(FindingRow.severity.in_([s.value for s in Severity if s >= min_severity]))
+    if project is not None:
+        clauses.append(FindingRow.project == project)
+    if model_name is not None:
+        clauses.append(FindingRow.model_name == model_name)
+    return clauses
+
+
+def _finding_sql_order(dialect: str) -> list[Any]:
+    """The order of findings: most severe first, then by stage, rule id, location (none first) and fingerprint.
+
+    Texts compare by code point as Python's do: SQLite's default collation does; PostgreSQL needs "C".
+    """
+
+    def text_key(column: Any) -> Any:
+        return column.collate("C") if dialect == "postgresql" else column
+
+    return [
+        case({s.value: -s.rank for s in Severity}, value=FindingRow.severity),
+        case({s.value: s.order for s in Stage}, value=FindingRow.stage),
+        text_key(FindingRow.rule_id),
+        text_key(func.coalesce(FindingRow.location, "")),
+        text_key(FindingRow.fingerprint),
+    ]
+
+
+def _version_record(r: ModelVersionRow) -> ModelVersionRecord:
+    return ModelVersionRecord(
+        id=r.id,
+        model_name=r.model_name,
+        version=r.version,
+        sha256=r.sha256,
+        uri=r.uri,
+        signature_status=r.signature_status,
+        audit_id=r.audit_id,
+        serving=r.serving,
+        created_at=r.created_at,
+    )
+
+
+def _incident_records(s: Session, incidents: list[IncidentRow]) -> list[IncidentRecord]:
+    """Records of ``incidents``, in their order, each with its status changes oldest first."""
+    history: dict[int, list[IncidentUpdate]] = {i.id: [] for i in incidents}
+    for chunk in _chunks(list(history)):
+        updates = s.scalars(
+            select(IncidentUpdateRow)
+            .where(IncidentUpdateRow.incident_id.in_(chunk))
+            .order_by(IncidentUpdateRow.at, IncidentUpdateRow.id)
+        )
+        for u in updates:
+            history[u.incident_id].append(IncidentUpdate(u.actor, u.at, u.old_status, u.new_status, u.note))
+    return [
+        IncidentRecord(
+            id=i.id,
+            title=i.title,
+            severity=Severity(i.severity),
+            model_name=i.model_name,
+            status=i.status,
+            details=i.details,
+            opened_at=i.opened_at,
+            updated_at=i.updated_at,
+            history=tuple(history[i.id]),
+        )
+        for i in incidents
+    ]
 
 
 _ENTRY_FIELDS = ("status", "reason", "owner", "expires", "rule_id", "title", "updated_by", "updated_at")

@@ -1,22 +1,26 @@
 """The dashboard's pages and actions: models, audits, findings and their triage, incidents, users.
 
-Every route names the role it needs (viewer reads; triager also triages and acknowledges or resolves incidents;
-admin also manages users) and every POST checks the session's CSRF token before doing anything.
+Every route names the role it needs (viewer reads; triager also triages, comments on findings and acknowledges or
+resolves incidents; admin also manages users) and every POST checks the session's CSRF token before doing anything.
+A finding's comments are ``finding.comment`` events in the store, shown with its triage changes as one timeline.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import secrets
+import threading
 from dataclasses import dataclass
+from pathlib import Path
 
 from fastapi import APIRouter, Form, HTTPException, Query
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from starlette.requests import Request
 
 from garrison.core import ConfigError, Policy, Report, Severity, StoreError, TriageStatus, Verdict
-from garrison.core.triage import Triage, load_triage
-from garrison.store import INCIDENT_STATUSES, AuditSummary, IncidentRecord, Store
+from garrison.core.triage import Triage, parse_triage
+from garrison.store import INCIDENT_STATUSES, AuditSummary, IncidentRecord, Store, TriageEvent
 from garrison.store.users import (
     ROLES,
     UiSession,
@@ -41,9 +45,10 @@ from garrison.ui.triage_file import TriageChange, apply_change, triage_path
 __all__ = ["router"]
 
 router = APIRouter()
-_MODEL_AUDITS = 1000  # audits read to build the models overview
 _TREND = 12  # verdicts in a model's trend
 INCIDENT_ACTIONS = ("acknowledged", "resolved")
+COMMENT_KIND = "finding.comment"
+MAX_COMMENT = 2000  # characters, after stripping
 
 
 # ------------------------------------------------------------------------------------------------- helpers
@@ -61,10 +66,11 @@ def _post(request: Request, role: str, token: str) -> UiSession:
     return session
 
 
-def _page_of(items: list, page: int, size: int) -> tuple[list, int]:  # type: ignore[type-arg]
-    pages = max(1, -(-len(items) // size))
+def _paging(total: int, page: int, size: int) -> tuple[int, int, int]:
+    """``(page, pages, offset)``: the requested page clamped to those that exist (at least one)."""
+    pages = max(1, -(-total // size))
     page = min(max(1, page), pages)
-    return items[(page - 1) * size : page * size], pages
+    return page, pages, (page - 1) * size
 
 
 def _policy(request: Request, report: Report) -> Policy:
@@ -75,9 +81,49 @@ def _policy(request: Request, report: Report) -> Policy:
     return Policy(fail_on=fail_on)
 
 
+class _TriageCache:
+    """The triage file parsed once per content: parsing YAML costs about 0.5 ms an entry, reading and hashing the
+    file microseconds. Keyed by the SHA-256 of the bytes, so any change to the file (by the dashboard, an editor or
+    a ``git pull``) is seen at the next request."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._digest: bytes | None = None
+        self._triage = Triage.empty()
+
+    def load(self, path: Path) -> Triage:
+        try:
+            data = path.read_bytes()
+        except FileNotFoundError:
+            return Triage.empty()
+        except OSError as exc:
+            raise ConfigError(f"cannot read triage file: {exc.__class__.__name__}", path=path) from None
+        digest = hashlib.sha256(data).digest()
+        with self._lock:
+            if digest == self._digest:
+                return self._triage
+        try:
+            text = data.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise ConfigError(f"cannot read triage file: {exc.__class__.__name__}", path=path) from None
+        triage = parse_triage(text, path=path)
+        with self._lock:
+            self._digest, self._triage = digest, triage
+        return triage
+
+
+_CACHE_LOCK = threading.Lock()
+
+
 def _triage(request: Request) -> tuple[Triage, str | None]:
+    """Today's triage file (and the first line of its error, if it cannot be read), cached per app."""
+    path = triage_path(request.app.state.project_dir)
+    with _CACHE_LOCK:
+        cache: _TriageCache | None = getattr(request.app.state, "triage_cache", None)
+        if cache is None:
+            cache = request.app.state.triage_cache = _TriageCache()
     try:
-        return load_triage(triage_path(request.app.state.project_dir)), None
+        return cache.load(path), None
     except ConfigError as exc:
         return Triage.empty(), str(exc).splitlines()[0]
 
@@ -91,6 +137,26 @@ class ModelRow:
     versions: int
     serving: str | None
     signature: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class TimelineItem:
+    """One line of a finding's timeline: a triage change (``change``) or a comment (``comment``)."""
+
+    at: dt.datetime
+    actor: str
+    change: TriageEvent | None = None
+    comment: str | None = None
+
+
+def _timeline(store: Store, fingerprint: str) -> list[TimelineItem]:
+    """A finding's triage changes and comments, oldest first (a change before a comment at the same instant)."""
+    items = [TimelineItem(at=h.at, actor=h.actor, change=h) for h in store.triage_history(fingerprint)]
+    items += [
+        TimelineItem(at=c.created_at, actor=c.source, comment=str(c.payload.get("text", "")))
+        for c in store.list_finding_comments(fingerprint)
+    ]
+    return sorted(items, key=lambda i: (i.at, i.change is None))  # stable: each source is already in order
 
 
 # ---------------------------------------------------------------------------------------------- sign in/out
@@ -148,23 +214,24 @@ def logout(request: Request, csrf_token: str = Form("")) -> Response:
 def models_page(request: Request) -> Response:
     current_session(request, "viewer")
     store = _store(request)
-    audits = store.list_audits(limit=_MODEL_AUDITS)  # newest first, one query
+    recent = store.recent_audits(per_model=_TREND)  # by model, newest first: one query
+    counts = store.count_model_versions()
+    serving = store.serving_versions()
     grouped: dict[tuple[str, str], list[AuditSummary]] = {}
-    for a in audits:
+    for a in recent:
         grouped.setdefault((a.project, a.model_name), []).append(a)
     rows: list[ModelRow] = []
-    for (project, name), items in sorted(grouped.items(), key=lambda kv: kv[0][1]):
-        versions = store.list_model_versions(name)
-        serving = next((v for v in versions if v.serving), None)
+    for (project, name), items in sorted(grouped.items(), key=lambda kv: (kv[0][1], kv[0][0])):
+        version = serving.get(name)
         rows.append(
             ModelRow(
                 name=name,
                 project=project,
                 latest=items[0],
-                trend=[_verdict(a.verdict) for a in reversed(items[:_TREND])],
-                versions=len(versions),
-                serving=None if serving is None else serving.version,
-                signature=None if serving is None else serving.signature_status,
+                trend=[_verdict(a.verdict) for a in reversed(items)],
+                versions=counts.get(name, 0),
+                serving=None if version is None else version.version,
+                signature=None if version is None else version.signature_status,
             )
         )
     return render(request, "models.html", models=rows)
@@ -194,11 +261,8 @@ def audit_page(request: Request, audit_id: int) -> Response:
     except StoreError:
         raise HTTPException(404, f"no audit with id {audit_id}") from None
     run = report.run
-    history = store.list_audits(project=run.project, model_name=run.model_name, limit=_MODEL_AUDITS)
-    ids = [a.id for a in history]
-    previous_id = (
-        ids[ids.index(audit_id) + 1] if audit_id in ids and ids.index(audit_id) + 1 < len(ids) else None
-    )
+    before = store.list_audits(project=run.project, model_name=run.model_name, before=audit_id, limit=1)
+    previous_id = before[0].id if before else None
     previous = store.get_audit(previous_id) if previous_id is not None else None
     triage, triage_error = _triage(request)
     decision = gate(report, _policy(request, report), triage)
@@ -252,16 +316,19 @@ def findings_page(
         min_severity = Severity(severity) if severity else None
     except ValueError:
         raise HTTPException(400, "unknown status or severity") from None
-    found = _store(request).list_findings(status=wanted_status, min_severity=min_severity)
-    if model:
-        found = [f for f in found if f.model_name == model]
-    shown, pages = _page_of(found, page, request.app.state.settings.page_size)
+    store = _store(request)
+    size = request.app.state.settings.page_size
+    model_name = model or None
+    total = store.count_findings(status=wanted_status, min_severity=min_severity, model_name=model_name)
+    page, pages, offset = _paging(total, page, size)
     return render(
         request,
         "findings.html",
-        findings=shown,
-        total=len(found),
-        page=min(max(1, page), pages),
+        findings=store.list_findings(
+            status=wanted_status, min_severity=min_severity, model_name=model_name, offset=offset, limit=size
+        ),
+        total=total,
+        page=page,
         pages=pages,
         status=status,
         severity=severity,
@@ -285,7 +352,8 @@ def finding_page(request: Request, fingerprint: str) -> Response:
         "finding.html",
         finding=finding,
         entry=triage.get(finding.fingerprint),
-        history=store.triage_history(finding.fingerprint),
+        timeline=_timeline(store, finding.fingerprint),
+        max_comment=MAX_COMMENT,
         statuses=[s.value for s in TriageStatus],
         can_triage=session.user.can("triager"),
         triage_error=triage_error,
@@ -341,14 +409,35 @@ def triage_finding(
     return render(request, "patch.html", finding=finding, patch=outcome.patch, path=outcome.path)
 
 
+@router.post("/findings/{fingerprint}/comments")
+def comment_finding(
+    request: Request, fingerprint: str, csrf_token: str = Form(""), text: str = Form("")
+) -> Response:
+    session = _post(request, "triager", csrf_token)
+    store = _store(request)
+    try:
+        finding = store.get_finding(fingerprint)
+    except StoreError as exc:
+        raise HTTPException(404, str(exc)) from None
+    comment = text.strip()
+    if not 1 <= len(comment) <= MAX_COMMENT:
+        raise HTTPException(400, f"`text` must have 1 to {MAX_COMMENT} characters, got {len(comment)}")
+    store.add_event(
+        kind=COMMENT_KIND,
+        source=session.user.name,
+        payload={"fingerprint": finding.fingerprint, "text": comment},
+    )
+    return RedirectResponse(f"/findings/{finding.fingerprint}#timeline", status_code=303)
+
+
 # ----------------------------------------------------------------------------------------------- incidents
 
 
 def _incident(store: Store, incident_id: int) -> IncidentRecord:
-    for incident in store.list_incidents():
-        if incident.id == incident_id:
-            return incident
-    raise HTTPException(404, f"no incident with id {incident_id}")
+    try:
+        return store.get_incident(incident_id)
+    except StoreError:
+        raise HTTPException(404, f"no incident with id {incident_id}") from None
 
 
 @router.get("/incidents", response_class=HTMLResponse)
@@ -356,10 +445,13 @@ def incidents_page(request: Request, status: str = Query(""), page: int = Query(
     current_session(request, "viewer")
     if status and status not in INCIDENT_STATUSES:
         raise HTTPException(400, f"`status` must be one of {', '.join(INCIDENT_STATUSES)}")
-    found = _store(request).list_incidents(status=status or None)
-    shown, pages = _page_of(found, page, request.app.state.settings.page_size)
-    return render(request, "incidents.html", incidents=shown, total=len(found), page=min(max(1, page), pages),
-                  pages=pages, status=status, statuses=INCIDENT_STATUSES)  # fmt: skip
+    store = _store(request)
+    size = request.app.state.settings.page_size
+    total = store.count_incidents(status=status or None)
+    page, pages, offset = _paging(total, page, size)
+    shown = store.list_incidents(status=status or None, offset=offset, limit=size)
+    return render(request, "incidents.html", incidents=shown, total=total, page=page, pages=pages,
+                  status=status, statuses=INCIDENT_STATUSES)  # fmt: skip
 
 
 @router.get("/incidents/{incident_id}", response_class=HTMLResponse)
@@ -409,14 +501,17 @@ def add_user_action(
     role: str = Form(""),
     password: str = Form(""),
 ) -> Response:
-    _post(request, "admin", csrf_token)
+    session = _post(request, "admin", csrf_token)
     store = _store(request)
     try:
-        add_user(store, name, password, role=role)
+        user = add_user(store, name, password, role=role)
     except StoreError as exc:
         return render(
             request, "users.html", status_code=400, users=list_users(store), roles=ROLES, error=str(exc)
         )
+    store.add_event(
+        kind="ui.user.add", source=session.user.name, payload={"name": user.name, "role": user.role}
+    )
     return RedirectResponse("/users", status_code=303)
 
 
@@ -425,5 +520,7 @@ def disable_user_action(request: Request, name: str, csrf_token: str = Form(""))
     session = _post(request, "admin", csrf_token)
     if name == session.user.name:
         raise HTTPException(400, "you cannot disable yourself")
-    set_disabled(_store(request), name)
+    store = _store(request)
+    user = set_disabled(store, name)
+    store.add_event(kind="ui.user.disable", source=session.user.name, payload={"name": user.name})
     return RedirectResponse("/users", status_code=303)
