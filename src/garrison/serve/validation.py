@@ -66,9 +66,8 @@ def parse_json(body: bytes, *, max_depth: int = _MAX_DEPTH) -> Any:
         raise RequestError("the body is not UTF-8", status=400, code="encoding") from None
     if _too_deep(text, max_depth):
         raise RequestError(f"the body nests deeper than {max_depth} levels", status=400, code="depth")
-    if (
-        _orjson is not None
-    ):  # ~0.5 µs where the hooked stdlib parser takes ~4; it keeps a repeated key's last value
+    # orjson: ~0.5 µs where the hooked stdlib parser takes ~4; but it keeps a repeated key's last value
+    if _orjson is not None:
         try:
             doc = _orjson.loads(body)
         except _orjson.JSONDecodeError:
