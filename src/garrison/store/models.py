@@ -200,6 +200,8 @@ class EventRow(Base):
 
 class IncidentRow(Base):
     __tablename__ = "incidents"
+    # the incidents list is newest first: a page of it reads this index instead of sorting the table
+    __table_args__ = (Index("ix_incidents_opened", "opened_at", "id"),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     title: Mapped[str] = mapped_column(Text)
