@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import threading
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,6 +14,7 @@ from garrison.audit.demo import write_demo_project
 from garrison.core import load_config
 from garrison.serve import ServiceBundle, build_service
 from garrison.store import Store
+from garrison.testing.servers import serve_in_thread
 
 SERVE_SECTION = """
 serve:
@@ -52,26 +51,10 @@ class Running:
     keys: dict[str, str]
 
 
-def start_server(bundle: ServiceBundle) -> tuple[object, threading.Thread, str]:
-    import uvicorn
-
-    server = uvicorn.Server(uvicorn.Config(bundle.app, host="127.0.0.1", port=0, log_level="warning",
-                                           access_log=False, lifespan="off", ws="none"))  # fmt: skip
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        if time.monotonic() > deadline:
-            raise RuntimeError("uvicorn did not start")
-        time.sleep(0.02)
-    port = server.servers[0].sockets[0].getsockname()[1]
-    return server, thread, f"http://127.0.0.1:{port}"
-
-
 @pytest.fixture(scope="session")
 def serve_app() -> object:
     """``serve_app(bundle) -> (server, thread, url)``: uvicorn on a free port of 127.0.0.1 in a thread."""
-    return start_server
+    return lambda bundle: serve_in_thread(bundle.app)
 
 
 @pytest.fixture(scope="module")
@@ -94,7 +77,7 @@ def running(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Running]:
                              ("ops", ["admin"]), ("attacker", ["predict"]), ("feed", ["predict"])):  # fmt: skip
             keys[name] = store.create_key(name, scopes)[1]
     bundle = build_service(load_config(config), store_url=store_url)
-    server, thread, url = start_server(bundle)
+    server, thread, url = serve_in_thread(bundle.app)
     try:
         yield Running(url, root, bundle, store_url, keys)
     finally:

@@ -5,8 +5,6 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import hashlib
-import threading
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -22,6 +20,7 @@ from garrison.core import Report, Severity, TriageStatus, load_config
 from garrison.core.triage import Triage, TriageEntry, save_triage
 from garrison.store import Store
 from garrison.store.users import add_user
+from garrison.testing.servers import serve_in_thread
 from garrison.ui import UiSettings, create_ui_app
 
 
@@ -45,22 +44,6 @@ def _earlier(report: Report) -> Report:
     i = next(i for i, r in enumerate(results) if r.findings)
     results[i] = dataclasses.replace(results[i], findings=results[i].findings[1:])
     return dataclasses.replace(report, run=run, results=tuple(results), decision=None)
-
-
-def start_server(app: object) -> tuple[object, threading.Thread, str]:
-    import uvicorn
-
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning",  # type: ignore[arg-type]
-                                           access_log=False, lifespan="off", ws="none"))  # fmt: skip
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        if time.monotonic() > deadline:
-            raise RuntimeError("uvicorn did not start")
-        time.sleep(0.02)
-    port = server.servers[0].sockets[0].getsockname()[1]
-    return server, thread, f"http://127.0.0.1:{port}"
 
 
 def make_site(root: Path, audited: Audited, settings: UiSettings | None = None) -> Iterator[Site]:
@@ -97,7 +80,7 @@ def make_site(root: Path, audited: Audited, settings: UiSettings | None = None) 
     for name, password in PASSWORDS.items():
         add_user(store, name, password, role=ROLES[name])
     app = create_ui_app(store, project_dir=root, settings=settings or UiSettings())
-    server, thread, url = start_server(app)
+    server, thread, url = serve_in_thread(app)
     try:
         yield Site(url, root, store, audit_id, previous_id, gate_fp, incident_id)
     finally:

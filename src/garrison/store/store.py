@@ -202,14 +202,7 @@ class Store:
         """
         if per_model < 1:
             raise StoreError(f"`per_model` must be >= 1, got {per_model}")
-        rank = (
-            func.row_number()
-            .over(
-                partition_by=(AuditRow.project, AuditRow.model_name),
-                order_by=(AuditRow.started_at.desc(), AuditRow.id.desc()),
-            )
-            .label("rank")
-        )
+        rank = _audit_rank()
         ranked = select(AuditRow.id, rank).subquery()
         query = (
             select(AuditRow)
@@ -826,9 +819,9 @@ def _upsert_finding(
             setattr(row, key, value)
 
 
-def _latest_audit_ids(s: Session) -> dict[tuple[str, str], int]:
-    """The id of the newest audit of each (project, model name)."""
-    rank = (
+def _audit_rank() -> Any:
+    """Each audit's rank among those of its (project, model name), newest first (1: the latest)."""
+    return (
         func.row_number()
         .over(
             partition_by=(AuditRow.project, AuditRow.model_name),
@@ -836,6 +829,11 @@ def _latest_audit_ids(s: Session) -> dict[tuple[str, str], int]:
         )
         .label("rank")
     )
+
+
+def _latest_audit_ids(s: Session) -> dict[tuple[str, str], int]:
+    """The id of the newest audit of each (project, model name)."""
+    rank = _audit_rank()
     ranked = select(AuditRow.project, AuditRow.model_name, AuditRow.id, rank).subquery()
     rows = s.execute(select(ranked.c.project, ranked.c.model_name, ranked.c.id).where(ranked.c.rank == 1))
     return {(p, m): i for p, m, i in rows}
