@@ -3,7 +3,9 @@
 
 Setup as /work/shared/anchors/adv_bench.py: a 2-conv CNN trained on scikit-learn digits (8x8 in [0, 1]),
 1000 evaluation samples, PGD L∞ eps=0.1, step 0.01, 40 steps, batch 256, no random start. The floor is
-40 x (one forward + one input-gradient backward) over the same data. Methods are warmed up, then timed in
+40 x (one forward + one input-gradient backward) over the same data, timed twice: on the module as it is and on a
+channels-last copy (the layout Garrison's attacks run a CPU conv net in); the PGD bar is judged against the faster
+of the two. Methods are warmed up, then timed in
 interleaved rounds with a rotating order; ratios are medians of per-round ratios (and, as a second estimate on a
 loaded machine, the ratio of the fastest rounds).
 
@@ -19,6 +21,7 @@ Usage (venv from bench/requirements-art.txt; Garrison is imported from this chec
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import os
 import platform
@@ -181,8 +184,11 @@ def main() -> None:
     g_apgd = APGD(loss="ce", steps=iters, batch_size=bs)
 
     FLOOR = "floor: 40 x fwd+input-grad"
+    FLOOR_CL = "floor, channels-last copy"
+    model_cl = copy.deepcopy(model).to(memory_format=torch.channels_last)
     methods: dict[str, Callable[[], Any]] = {
         FLOOR: lambda: floor(model, xt, yt, iters, bs),
+        FLOOR_CL: lambda: floor(model_cl, xt, yt, iters, bs),
         "Garrison PGD": lambda: g_pgd.run(clf, x_ev, y_ev, threat, seed=args.seed).x_adv,
         "ART PGD": lambda: art_pgd.generate(x_ev, y=y_onehot),
         "Garrison APGD-CE": lambda: g_apgd.run(clf, x_ev, y_ev, threat, seed=args.seed).x_adv,
@@ -224,12 +230,12 @@ def main() -> None:
         print(
             f"| {n} | {r['median_s']:.4f} | {r['min_s']:.4f} | {ratio(res, n, FLOOR):.2f} | {mins:.2f} | {ra} |"
         )
-    pgd_floor = ratio(res, "Garrison PGD", FLOOR)
+    pgd_floor = max(ratio(res, "Garrison PGD", FLOOR), ratio(res, "Garrison PGD", FLOOR_CL))
     gap = abs(res["Garrison PGD"]["robust_acc"] - res["ART PGD"]["robust_acc"]) * 100
     apgd_vs = ratio(res, "Garrison APGD-CE", "ART AutoPGD (CE)")
     apgd_ra = (res["Garrison APGD-CE"]["robust_acc"], res["ART AutoPGD (CE)"]["robust_acc"])
     bars = [
-        (f"Garrison PGD / floor = {pgd_floor:.2f} (bar <= 1.10)", pgd_floor <= 1.10),
+        (f"Garrison PGD / the faster floor = {pgd_floor:.2f} (bar <= 1.10)", pgd_floor <= 1.10),
         (f"|robust acc Garrison PGD - ART PGD| = {gap:.2f} points (bar <= 0.5)", gap <= 0.5),
         (f"Garrison APGD-CE / ART AutoPGD time = {apgd_vs:.2f} (bar <= 0.50)", apgd_vs <= 0.50),
         (

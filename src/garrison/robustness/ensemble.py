@@ -99,7 +99,7 @@ def default_ensemble(
                 APGD(loss="ce", steps=steps, batch_size=batch_size),
                 APGD(loss="dlr", targeted=True, steps=steps, n_target_classes=targets, batch_size=batch_size),
                 FAB(targeted=True, steps=steps, n_target_classes=targets, batch_size=batch_size),
-                Square(queries=queries),
+                Square(queries=queries, batch_size=batch_size),
             ],
             name="default-ensemble",
         )

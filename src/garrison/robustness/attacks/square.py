@@ -8,6 +8,7 @@ import numpy as np
 
 from garrison.adapters.base import Classifier
 from garrison.robustness.attacks.base import check_inputs, finalize
+from garrison.robustness.attacks.torch_view import TorchView, torch_view
 from garrison.robustness.result import AttackResult
 from garrison.robustness.threat import ThreatModel
 
@@ -30,17 +31,23 @@ class Square:
     """Random square-shaped updates at the corners of the ``eps``-ball (L∞) or moved pseudo-Gaussian mass between two
     windows on the ``eps``-sphere (L2, the paper's scheme), kept when the margin loss drops.
 
-    Uses only ``predict_proba``. Inputs of shape ``(c, h, w)`` get square windows; flat tabular inputs
+    Uses only the model's scores: ``predict_proba``, or on white-box models the module's logits directly
+    (``batch_size`` samples a forward pass). Inputs of shape ``(c, h, w)`` get square windows; flat tabular inputs
     windows of consecutive features. ``queries`` is the per-sample query budget.
     """
 
-    def __init__(self, *, queries: int = 5000, p_init: float = 0.8, name: str = "square") -> None:
+    def __init__(
+        self, *, queries: int = 5000, p_init: float = 0.8, batch_size: int = 256, name: str = "square"
+    ) -> None:
         if queries < 1:
             raise ValueError(f"`queries` must be >= 1, got {queries!r}")
         if not 0 < p_init <= 1:
             raise ValueError(f"`p_init` must be in (0, 1], got {p_init!r}")
+        if batch_size < 1:
+            raise ValueError(f"`batch_size` must be >= 1, got {batch_size!r}")
         self.queries = queries
         self.p_init = p_init
+        self.batch_size = batch_size
         self.name = name
 
     def run(
@@ -61,11 +68,16 @@ class Square:
         c, h, w = _layout(x.shape[1:])
         eps = threat.eps
 
+        view = torch_view(model)
+
         def margin(points: np.ndarray, labels: np.ndarray) -> np.ndarray:
-            logp = np.log(np.clip(np.asarray(model.predict_proba(points.astype(x.dtype))), 1e-12, None))
-            z_y = logp[np.arange(len(labels)), labels]
-            logp[np.arange(len(labels)), labels] = -np.inf
-            return z_y - logp.max(axis=1)
+            if view is not None:
+                scores = _logits(view, points, self.batch_size)
+            else:
+                scores = np.log(np.clip(np.asarray(model.predict_proba(points.astype(x.dtype))), 1e-12, None))
+            z_y = scores[np.arange(len(labels)), labels]
+            scores[np.arange(len(labels)), labels] = -np.inf
+            return z_y - scores.max(axis=1)
 
         grid = xf.reshape(len(x), c, h, w)
         if threat.norm == "linf":
@@ -100,6 +112,17 @@ class Square:
             adv[active[better]] = candidate[better]
             loss[active[better]] = new_loss[better]
         return finalize(self.name, model, x, y, adv, threat, queries=used, started=started, loss="margin")
+
+
+def _logits(view: TorchView, points: np.ndarray, batch_size: int) -> np.ndarray:
+    """The module's logits (log-probabilities for probability outputs: the same margins) as float64 rows."""
+    torch = view.torch
+    with torch.inference_mode():
+        parts = [
+            view.logits(view.tensor(points[start : start + batch_size])).double().cpu().numpy()
+            for start in range(0, len(points), batch_size)
+        ]
+    return np.concatenate(parts) if parts else np.zeros((0, view.model.n_classes))
 
 
 def _layout(shape: tuple[int, ...]) -> tuple[int, int, int]:

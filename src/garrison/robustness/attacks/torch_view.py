@@ -1,7 +1,14 @@
-"""A white-box model seen as tensors: forward to logits, one input-gradient pass, projection — all on device."""
+"""A white-box model seen as tensors: forward to logits, one input-gradient pass, projection — all on device.
+
+Attacks on a CPU conv net run a channels-last copy of the module (oneDNN's preferred layout): the forward passes
+and input gradients attacks repeat thousands of times are 1.7x and 1.2x faster on the digits CNN
+(``bench/ensemble_profile.py``). The copy is used only when it reproduces the module's outputs on a probe batch;
+the user's module is never changed, and every attack's final verdict comes from the model itself.
+"""
 
 from __future__ import annotations
 
+import copy
 from typing import Any
 
 import numpy as np
@@ -28,9 +35,10 @@ class TorchView:
         torch = _torch()
         self.torch = torch
         self.model = model
-        self.module = module
         param = next(iter(module.parameters()), None) if hasattr(module, "parameters") else None
         self.device = param.device if param is not None else torch.device(getattr(model, "_device", "cpu"))
+        fast = _channels_last_copy(torch, module, tuple(model.input_spec.shape), self.device)
+        self.module = module if fast is None else fast
         # TorchClassifier(output="probabilities"): log-probabilities are logits up to a per-row constant.
         self.probabilities = getattr(model, "output", "logits") == "probabilities"
 
@@ -86,3 +94,28 @@ class TorchView:
             return g.sign()
         norms = g.flatten(1).norm(dim=1).clamp_min(1e-12)
         return g / norms.view(-1, *([1] * (g.ndim - 1)))
+
+
+def _channels_last_copy(torch: Any, module: Any, sample_shape: tuple[int, ...], device: Any) -> Any | None:
+    """A channels-last deep copy of a CPU module with 2-D convolutions, or ``None`` where that does not apply:
+    other devices or inputs, a module the copy or layout change fails on, randomised outputs (two passes differ),
+    or a copy whose outputs on a probe batch differ from the module's beyond float32 reassociation."""
+    if device.type != "cpu" or len(sample_shape) != 3 or not hasattr(module, "parameters"):
+        return None
+    if not any(p.ndim == 4 for p in module.parameters()):
+        return None
+    probe = torch.rand((4, *sample_shape), generator=torch.Generator().manual_seed(0))
+    try:
+        fast = copy.deepcopy(module).to(memory_format=torch.channels_last)
+        with torch.no_grad():
+            first, second, copied = module(probe), module(probe), fast(probe)
+    except Exception:  # any module this does not support keeps running as it is
+        return None
+    if not isinstance(first, torch.Tensor) or not torch.equal(first, second):
+        return None
+    scale = float(first.abs().max()) if first.numel() else 0.0
+    if copied.shape != first.shape or not torch.allclose(
+        copied, first, rtol=1e-4, atol=1e-5 * max(1.0, scale)
+    ):
+        return None
+    return fast
