@@ -14,7 +14,6 @@ import typer
 from click.testing import CliRunner
 from ruamel.yaml import YAML
 
-from garrison.cli import attest_cmd
 from garrison.cli.app import app as garrison_app
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "ci-github-actions.md"
@@ -37,16 +36,9 @@ def _steps() -> list[dict[str, Any]]:
 
 
 def _cli() -> click.Group:
-    """The real `garrison` command tree, with the attest commands added when app.py does not register them yet."""
+    """The real `garrison` command tree."""
     root = typer.main.get_command(garrison_app)
     assert isinstance(root, click.Group)
-    extra = typer.Typer()
-    attest_cmd.register(extra)
-    extra_group = typer.main.get_command(extra)
-    assert isinstance(extra_group, click.Group)
-    for name, command in extra_group.commands.items():
-        if name not in root.commands:
-            root.add_command(command, name)
     return root
 
 

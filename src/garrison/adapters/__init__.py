@@ -5,11 +5,11 @@ Framework-specific names are resolved lazily (PEP 562), so importing this packag
 
 from __future__ import annotations
 
-from importlib import import_module
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from garrison.adapters.base import BaseClassifier, Classifier, InputSpec, WhiteBoxClassifier, predict
 from garrison.adapters.fake import FunctionClassifier, linear_classifier
+from garrison.core.lazy import lazy_exports
 
 if TYPE_CHECKING:
     from garrison.adapters.loading import load, load_classifier, resolve_format
@@ -45,11 +45,7 @@ _LAZY = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'garrison.adapters' has no attribute {name!r}")
-    return getattr(import_module(f"garrison.adapters.{module}"), name)
+__getattr__, __dir__ = lazy_exports(__name__, _LAZY)
 
 
 __all__ = [

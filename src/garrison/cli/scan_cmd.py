@@ -77,11 +77,8 @@ def scan_command(
 
     Exit 0 clean, 1 findings at or above --fail-on, 2 usage error, 3 something could not be fully scanned.
     """
-    from garrison.core.config import load_config
-    from garrison.supplychain.codescan import scan_code
     from garrison.supplychain.limits import ScanLimits
     from garrison.supplychain.result import ScanResult
-    from garrison.supplychain.signing import signature_findings
 
     if fmt not in SCAN_FORMATS:
         raise typer.BadParameter(
@@ -96,6 +93,8 @@ def scan_command(
     limit_values: dict[str, float | int] = {}
     key = require_signature
     if config is not None:
+        from garrison.core.config import load_config
+
         section = load_config(config, env=dict(os.environ)).scan
         names.extend(section.allowlist)
         limit_values.update(section.limits)
@@ -116,9 +115,14 @@ def scan_command(
             from garrison.supplychain.scan import scan_paths
 
             result = scan_paths(paths, limits=limits, allowlist=policy_allowlist, progress=progress)
-        for root in code:
-            result = result.merged(scan_code(root, progress=progress))
+        if code:  # imported only when asked for: `garrison scan FILE` stays quick to start
+            from garrison.supplychain.codescan import scan_code
+
+            for root in code:
+                result = result.merged(scan_code(root, progress=progress))
     if key is not None:
+        from garrison.supplychain.signing import signature_findings
+
         result = result.merged(ScanResult(findings=signature_findings(paths, public_key=key)))
     finished = dt.datetime.now(dt.UTC)
 

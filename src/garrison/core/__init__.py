@@ -1,61 +1,138 @@
 """Garrison's core vocabulary: findings, metrics, check results, rules, policy, config, triage, reports, errors.
 
 Imports nothing else of Garrison, and nothing heavy.
+
+Names are resolved lazily (PEP 562, :func:`garrison.core.lazy.lazy_exports`): importing ``garrison.core`` or one of
+its modules loads only the modules whose names are used.
 """
 
-from garrison.core.audit_report import (
-    REPORT_SCHEMA_VERSION,
-    ArtifactDigest,
-    Decision,
-    ExitCode,
-    Report,
-    RunInfo,
-    ThresholdResult,
-    Verdict,
-)
-from garrison.core.config import (
-    CheckConfig,
-    DataConfig,
-    DataSourceConfig,
-    FeatureOverride,
-    GarrisonConfig,
-    ModelConfig,
-    ReportConfig,
-    ScanConfig,
-    load_config,
-    parse_config,
-)
-from garrison.core.errors import (
-    BudgetExceeded,
-    ConfigError,
-    DataError,
-    GarrisonError,
-    InputError,
-    MissingDependencyError,
-    ModelInputMismatchError,
-    ModelLoadError,
-    RegistryError,
-    RemoteModelError,
-    ReportError,
-    ScanBlockedError,
-    StoreError,
-    UntrustedArtifactError,
-    WriterBusyError,
-)
-from garrison.core.findings import Evidence, Finding, Subject, SubjectKind, TriageStatus, fingerprint_of
-from garrison.core.metrics import Metric, wilson_interval
-from garrison.core.policy import Policy, Threshold
-from garrison.core.results import CheckResult, CheckStatus, Figure
-from garrison.core.rules import ATLAS_RELEASE, Rule, all_rules, get_rule, reference_url, register_rule
-from garrison.core.severity import STAGE_ORDER, Severity, Stage
-from garrison.core.triage import (
-    DEFAULT_TRIAGE_PATH,
-    Triage,
-    TriageEntry,
-    load_triage,
-    parse_triage,
-    save_triage,
-)
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from garrison.core.lazy import lazy_exports
+
+if TYPE_CHECKING:
+    from garrison.core.audit_report import (
+        REPORT_SCHEMA_VERSION,
+        ArtifactDigest,
+        Decision,
+        ExitCode,
+        Report,
+        RunInfo,
+        ThresholdResult,
+        Verdict,
+    )
+    from garrison.core.config import (
+        CheckConfig,
+        DataConfig,
+        DataSourceConfig,
+        FeatureOverride,
+        GarrisonConfig,
+        ModelConfig,
+        ReportConfig,
+        ScanConfig,
+        load_config,
+        parse_config,
+    )
+    from garrison.core.errors import (
+        BudgetExceeded,
+        ConfigError,
+        DataError,
+        GarrisonError,
+        InputError,
+        MissingDependencyError,
+        ModelInputMismatchError,
+        ModelLoadError,
+        RegistryError,
+        RemoteModelError,
+        ReportError,
+        ScanBlockedError,
+        StoreError,
+        UntrustedArtifactError,
+        WriterBusyError,
+    )
+    from garrison.core.findings import Evidence, Finding, Subject, SubjectKind, TriageStatus, fingerprint_of
+    from garrison.core.metrics import Metric, wilson_interval
+    from garrison.core.policy import Policy, Threshold
+    from garrison.core.results import CheckResult, CheckStatus, Figure
+    from garrison.core.rules import ATLAS_RELEASE, Rule, all_rules, get_rule, reference_url, register_rule
+    from garrison.core.severity import STAGE_ORDER, Severity, Stage
+    from garrison.core.triage import (
+        DEFAULT_TRIAGE_PATH,
+        Triage,
+        TriageEntry,
+        load_triage,
+        parse_triage,
+        save_triage,
+    )
+
+# name -> module under garrison.core
+_EXPORTS = {
+    "REPORT_SCHEMA_VERSION": "audit_report",
+    "ArtifactDigest": "audit_report",
+    "Decision": "audit_report",
+    "ExitCode": "audit_report",
+    "Report": "audit_report",
+    "RunInfo": "audit_report",
+    "ThresholdResult": "audit_report",
+    "Verdict": "audit_report",
+    "CheckConfig": "config",
+    "DataConfig": "config",
+    "DataSourceConfig": "config",
+    "FeatureOverride": "config",
+    "GarrisonConfig": "config",
+    "ModelConfig": "config",
+    "ReportConfig": "config",
+    "ScanConfig": "config",
+    "load_config": "config",
+    "parse_config": "config",
+    "BudgetExceeded": "errors",
+    "ConfigError": "errors",
+    "DataError": "errors",
+    "GarrisonError": "errors",
+    "InputError": "errors",
+    "MissingDependencyError": "errors",
+    "ModelInputMismatchError": "errors",
+    "ModelLoadError": "errors",
+    "RegistryError": "errors",
+    "RemoteModelError": "errors",
+    "ReportError": "errors",
+    "ScanBlockedError": "errors",
+    "StoreError": "errors",
+    "UntrustedArtifactError": "errors",
+    "WriterBusyError": "errors",
+    "Evidence": "findings",
+    "Finding": "findings",
+    "Subject": "findings",
+    "SubjectKind": "findings",
+    "TriageStatus": "findings",
+    "fingerprint_of": "findings",
+    "Metric": "metrics",
+    "wilson_interval": "metrics",
+    "Policy": "policy",
+    "Threshold": "policy",
+    "CheckResult": "results",
+    "CheckStatus": "results",
+    "Figure": "results",
+    "ATLAS_RELEASE": "rules",
+    "Rule": "rules",
+    "all_rules": "rules",
+    "get_rule": "rules",
+    "reference_url": "rules",
+    "register_rule": "rules",
+    "STAGE_ORDER": "severity",
+    "Severity": "severity",
+    "Stage": "severity",
+    "DEFAULT_TRIAGE_PATH": "triage",
+    "Triage": "triage",
+    "TriageEntry": "triage",
+    "load_triage": "triage",
+    "parse_triage": "triage",
+    "save_triage": "triage",
+}
+
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
 
 __all__ = [
     "ATLAS_RELEASE",

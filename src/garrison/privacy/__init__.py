@@ -6,8 +6,9 @@ Names are resolved lazily (PEP 562): ``import garrison.privacy`` imports neither
 
 from __future__ import annotations
 
-from importlib import import_module
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from garrison.core.lazy import lazy_exports
 
 if TYPE_CHECKING:
     from garrison.privacy.attribute import (
@@ -96,11 +97,7 @@ _LAZY = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'garrison.privacy' has no attribute {name!r}")
-    return getattr(import_module(f"garrison.privacy.{module}"), name)
+__getattr__, __dir__ = lazy_exports(__name__, _LAZY)
 
 
 __all__ = [

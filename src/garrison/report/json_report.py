@@ -6,14 +6,14 @@ import functools
 import json
 from importlib import resources
 from pathlib import Path
-from typing import Any
-
-from jsonschema import Draft202012Validator
-from jsonschema.exceptions import best_match
+from typing import TYPE_CHECKING, Any
 
 from garrison.core.audit_report import REPORT_SCHEMA_VERSION, Report
 from garrison.core.errors import ReportError
 from garrison.report.jsonable import jsonable
+
+if TYPE_CHECKING:
+    from jsonschema import Draft202012Validator
 
 __all__ = ["REPORT_SCHEMA_FILE", "load_report_schema", "read_report", "to_json", "validate_report"]
 
@@ -43,6 +43,10 @@ def _schema() -> dict[str, Any]:
 
 @functools.cache
 def _validator() -> Draft202012Validator:
+    # imported on first validation: with jsonschema's optional format checkers installed (rfc3987-syntax compiles
+    # a grammar at import), `import jsonschema` alone takes ~0.8 s, which writing a report must not pay
+    from jsonschema import Draft202012Validator
+
     return Draft202012Validator(_schema())
 
 
@@ -51,6 +55,8 @@ def validate_report(data: dict[str, Any]) -> None:
     errors = list(_validator().iter_errors(data))
     if not errors:
         return
+    from jsonschema.exceptions import best_match
+
     first = best_match(errors)
     more = f" (and {len(errors) - 1} more problem{'s' if len(errors) > 2 else ''})" if len(errors) > 1 else ""
     raise ReportError(f"{first.json_path}: {first.message}{more}")
