@@ -11,8 +11,7 @@ import httpx
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from test_ui_http import csrf_of, signed_in
-from ui_site import Site
+from ui_site import Site, csrf_of, signed_in
 
 
 def comments(site: Site) -> list[tuple[str, str]]:

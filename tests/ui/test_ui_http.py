@@ -3,44 +3,18 @@ CSRF, roles, triage written to .garrison/triage.yaml or proposed as a patch, inc
 
 from __future__ import annotations
 
-import re
 import sqlite3
 from collections.abc import Iterator
-from contextlib import contextmanager
 
 import httpx
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from ui_site import PASSWORDS, Site
+from ui_site import CSRF_FIELD, PASSWORDS, Site, csrf_of, login, signed_in
 
 from garrison.core.triage import load_triage
 from garrison.store.users import get_session
 from garrison.ui import UiSettings
-
-CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
-
-
-def login(site: Site, name: str) -> httpx.Client:
-    client = httpx.Client(base_url=site.url, follow_redirects=False, timeout=30)
-    form = client.get("/login")
-    token = CSRF.search(form.text).group(1)  # type: ignore[union-attr]
-    r = client.post("/login", data={"name": name, "password": PASSWORDS[name], "csrf_token": token})
-    assert r.status_code == 303, r.text
-    return client
-
-
-@contextmanager
-def signed_in(site: Site, name: str) -> Iterator[httpx.Client]:
-    client = login(site, name)
-    try:
-        yield client
-    finally:
-        client.close()
-
-
-def csrf_of(client: httpx.Client, path: str = "/") -> str:
-    return CSRF.search(client.get(path).text).group(1)  # type: ignore[union-attr]
 
 
 @pytest.fixture(scope="module")
@@ -64,7 +38,7 @@ def test_pages_need_a_session(site: Site) -> None:
 
 def test_session_cookie_is_httponly_strict_and_only_its_hash_is_stored(site: Site) -> None:
     with httpx.Client(base_url=site.url) as c:
-        token = CSRF.search(c.get("/login").text).group(1)  # type: ignore[union-attr]
+        token = CSRF_FIELD.search(c.get("/login").text).group(1)  # type: ignore[union-attr]
         r = c.post("/login", data={"name": "vera", "password": PASSWORDS["vera"], "csrf_token": token})
         cookie = next(h for h in r.headers.get_list("set-cookie") if h.startswith("garrison_session="))
         assert "HttpOnly" in cookie and "SameSite=strict" in cookie
@@ -80,10 +54,10 @@ def test_session_cookie_is_httponly_strict_and_only_its_hash_is_stored(site: Sit
 
 def test_wrong_password_and_missing_login_csrf_are_refused(site: Site) -> None:
     with httpx.Client(base_url=site.url) as c:
-        token = CSRF.search(c.get("/login").text).group(1)  # type: ignore[union-attr]
+        token = CSRF_FIELD.search(c.get("/login").text).group(1)  # type: ignore[union-attr]
         wrong = c.post("/login", data={"name": "vera", "password": "nope-nope", "csrf_token": token})
         assert wrong.status_code == 401 and "garrison_session" not in c.cookies
-        token = CSRF.search(wrong.text).group(1)  # type: ignore[union-attr]  # a new one per form
+        token = CSRF_FIELD.search(wrong.text).group(1)  # type: ignore[union-attr]  # a new one per form
         unknown = c.post("/login", data={"name": "nobody", "password": "nope-nope", "csrf_token": token})
         assert unknown.status_code == 401
     with httpx.Client(base_url=site.url) as c:  # no login-form cookie: a cross-site sign-in attempt

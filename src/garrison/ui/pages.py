@@ -18,7 +18,7 @@ from fastapi import APIRouter, Form, HTTPException, Query
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from starlette.requests import Request
 
-from garrison.core import ConfigError, Policy, Report, Severity, StoreError, TriageStatus, Verdict
+from garrison.core import ConfigError, Finding, Policy, Report, Severity, StoreError, TriageStatus, Verdict
 from garrison.core.triage import Triage, parse_triage
 from garrison.store import INCIDENT_STATUSES, AuditSummary, IncidentRecord, Store, TriageEvent
 from garrison.store.users import (
@@ -64,6 +64,14 @@ def _post(request: Request, role: str, token: str) -> UiSession:
     if not csrf_ok(session.csrf_token, token):
         raise Forbidden("the form's CSRF token is missing or wrong: reload the page and try again")
     return session
+
+
+def _finding(store: Store, fingerprint: str) -> Finding:
+    """The stored finding, or a 404."""
+    try:
+        return store.get_finding(fingerprint)
+    except StoreError as exc:
+        raise HTTPException(404, str(exc)) from None
 
 
 def _paging(total: int, page: int, size: int) -> tuple[int, int, int]:
@@ -342,10 +350,7 @@ def findings_page(
 def finding_page(request: Request, fingerprint: str) -> Response:
     session = current_session(request, "viewer")
     store = _store(request)
-    try:
-        finding = store.get_finding(fingerprint)
-    except StoreError as exc:
-        raise HTTPException(404, str(exc)) from None
+    finding = _finding(store, fingerprint)
     triage, triage_error = _triage(request)
     return render(
         request,
@@ -374,10 +379,7 @@ def triage_finding(
 ) -> Response:
     session = _post(request, "triager", csrf_token)
     store = _store(request)
-    try:
-        finding = store.get_finding(fingerprint)
-    except StoreError as exc:
-        raise HTTPException(404, str(exc)) from None
+    finding = _finding(store, fingerprint)
     try:
         new_status = TriageStatus(status)
     except ValueError:
@@ -415,10 +417,7 @@ def comment_finding(
 ) -> Response:
     session = _post(request, "triager", csrf_token)
     store = _store(request)
-    try:
-        finding = store.get_finding(fingerprint)
-    except StoreError as exc:
-        raise HTTPException(404, str(exc)) from None
+    finding = _finding(store, fingerprint)
     comment = text.strip()
     if not 1 <= len(comment) <= MAX_COMMENT:
         raise HTTPException(400, f"`text` must have 1 to {MAX_COMMENT} characters, got {len(comment)}")

@@ -4,9 +4,8 @@ import numpy as np
 import pytest
 from sklearn.compose import ColumnTransformer
 from sklearn.ensemble import HistGradientBoostingClassifier
-from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline
-from sklearn.preprocessing import OneHotEncoder, OrdinalEncoder, StandardScaler
+from sklearn.preprocessing import OrdinalEncoder
 from threadpoolctl import threadpool_limits
 
 from garrison.adapters import SklearnClassifier
@@ -18,25 +17,6 @@ from garrison.testing import TinyTabular, tiny_tabular_dataset
 def tiny() -> TinyTabular:
     """Tabular reference data (integer, numeric, categorical and boolean columns) with a fitted LR pipeline."""
     return tiny_tabular_dataset(seed=7)
-
-
-def logistic_pipeline(tiny: TinyTabular, *, handle_unknown: str) -> SklearnClassifier:
-    estimator = Pipeline(
-        [
-            (
-                "columns",
-                ColumnTransformer(
-                    [
-                        ("numbers", StandardScaler(), ["age", "income", "hours", "member"]),
-                        ("colour", OneHotEncoder(handle_unknown=handle_unknown), ["colour"]),
-                    ]
-                ),
-            ),
-            ("classifier", LogisticRegression(max_iter=1000)),
-        ]
-    )
-    estimator.fit(tiny.train.records, tiny.train.y)
-    return SklearnClassifier(estimator, codec=tiny.codec, name="logistic")
 
 
 @pytest.fixture(scope="module")

@@ -4,7 +4,7 @@ import json
 from typing import Any
 
 import numpy as np
-from conftest import logistic_pipeline
+from tabular_models import logistic_pipeline
 from threadpoolctl import threadpool_limits
 
 from garrison.adapters import FunctionClassifier, InputSpec, SklearnClassifier, linear_classifier
