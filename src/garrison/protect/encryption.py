@@ -15,7 +15,6 @@ import os
 import queue
 import secrets
 import stat
-import tempfile
 import threading
 from collections.abc import Callable
 from dataclasses import replace
@@ -25,6 +24,7 @@ from typing import BinaryIO
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
+from garrison.core.atomic_write import atomic_output
 from garrison.core.errors import InputError, IntegrityError, WrongKeyError
 from garrison.protect.header import HEADER_SIZE, MAX_CHUNK_SIZE, NONCE_PREFIX_SIZE, WRAP_NONCE_SIZE, Header
 from garrison.protect.keys import KEY_SIZE, KeyEncryptionKey
@@ -317,24 +317,10 @@ def _open_input(path: Path) -> BinaryIO:
 
 
 def _write_via_temp(dst: Path, write: Callable[[BinaryIO], int], *, mode: int, durable: bool) -> int:
-    """Run ``write`` into a 0600 temporary file beside ``dst``, fsync (when ``durable``), chmod and rename it over
-    ``dst`` only when ``write`` returned; on any exception the temporary file is removed and ``dst`` is untouched."""
-    parent = dst.parent if str(dst.parent) else Path(".")
-    try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{dst.name}.", suffix=".partial", dir=parent)
-    except OSError as exc:
-        raise InputError(f"cannot create the output: {exc.strerror}", path=dst) from None
-    try:
-        with os.fdopen(fd, "wb", buffering=0) as fh:
-            result = write(fh)  # type: ignore[arg-type]
-            if durable:
-                os.fsync(fh.fileno())
-        os.chmod(tmp, mode)
-        os.replace(tmp, dst)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return result
+    """Run ``write`` into :func:`~garrison.core.atomic_write.atomic_output` for ``dst``: the output appears only
+    when ``write`` returned. A missing output folder is an error here, not created (a mistyped ``-o``)."""
+    with atomic_output(dst, mode=mode, durable=durable, make_parents=False, buffered=False) as fh:
+        return write(fh)
 
 
 def encrypt_file(

@@ -10,12 +10,11 @@ from __future__ import annotations
 import codecs
 import csv
 import io
-import os
-import tempfile
 from pathlib import Path
 
 import pandas as pd
 
+from garrison.core.atomic_write import atomic_output
 from garrison.core.errors import DataError
 
 __all__ = ["TABLE_FORMATS", "read_table", "table_format", "write_table"]
@@ -160,23 +159,13 @@ def write_table(frame: pd.DataFrame, path: str | Path, *, format: str | None = N
     fmt = format if format is not None else ("parquet" if p.suffix.lower() in (".parquet", ".pq") else "csv")
     if fmt not in TABLE_FORMATS:
         raise ValueError(f"`format` must be one of {', '.join(TABLE_FORMATS)}, got {fmt!r}")
-    p.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".tmp", dir=p.parent)
-    os.close(fd)
     try:
-        try:
-            table = pa.Table.from_pandas(frame, preserve_index=False)
-        except (pa.ArrowException, ValueError) as exc:
-            raise DataError(f"cannot write the table: {exc.__class__.__name__}", path=p) from None
+        table = pa.Table.from_pandas(frame, preserve_index=False)
+    except (pa.ArrowException, ValueError) as exc:
+        raise DataError(f"cannot write the table: {exc.__class__.__name__}", path=p) from None
+    with atomic_output(p, mode=0o644) as fh:
         if fmt == "parquet":
-            pq.write_table(table, tmp)
+            pq.write_table(table, fh)
         else:
-            pacsv.write_csv(table, tmp, write_options=pacsv.WriteOptions(quoting_style="needed"))
-        with open(tmp, "rb+") as fh:
-            os.fsync(fh.fileno())
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, p)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+            pacsv.write_csv(table, fh, write_options=pacsv.WriteOptions(quoting_style="needed"))
     return p
