@@ -777,6 +777,28 @@ def _unique_findings(findings: Iterable[Finding]) -> list[Finding]:
     return list(seen.values())
 
 
+# PostgreSQL refuses a B-tree entry over 2704 bytes, and the findings list is indexed by location (with rule id,
+# fingerprint, severity and stage, under 300 bytes): the findings table keeps a location's first 1 KiB. A crafted
+# archive member name must not make an audit unrecordable; the audit's own report keeps the location whole.
+MAX_LOCATION_BYTES = 1024
+_CUT = "…"
+
+
+def bounded_location(location: str | None) -> str | None:
+    """``location`` when it fits in :data:`MAX_LOCATION_BYTES` of UTF-8, else its longest prefix that does with
+    ``…`` appended (cut between characters)."""
+    if location is None:
+        return None
+    if len(location.encode("utf-8", "surrogatepass")) <= MAX_LOCATION_BYTES:
+        return location
+    room, end = MAX_LOCATION_BYTES - len(_CUT.encode()), 0
+    for end, char in enumerate(location):  # noqa: B007 — `end` is the first character that does not fit
+        room -= len(char.encode("utf-8", "surrogatepass"))
+        if room < 0:
+            break
+    return location[:end] + _CUT
+
+
 def _finding_details(f: Finding, audit: AuditRow) -> dict[str, Any]:
     return {
         "rule_id": f.rule_id,
@@ -785,7 +807,7 @@ def _finding_details(f: Finding, audit: AuditRow) -> dict[str, Any]:
         "stage": f.stage.value,
         "subject_kind": f.subject.kind.value,
         "subject_name": f.subject.name,
-        "location": f.location,
+        "location": bounded_location(f.location),
         "message": f.message,
         "project": audit.project,
         "model_name": audit.model_name,
